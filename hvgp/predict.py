@@ -62,7 +62,9 @@ class PredictiveSamples:
             scale = torch.zeros_like(loc) if self.scale is None else torch.as_tensor(self.scale)
             scale = scale.to(loc).expand_as(loc) if scale.dim() < 2 else scale
             if scale.shape != loc.shape:
-                raise ValueError(f"scale shape {tuple(scale.shape)} != loc shape {tuple(loc.shape)}")
+                raise ValueError(
+                    f"scale shape {tuple(scale.shape)} != loc shape {tuple(loc.shape)}"
+                )
             if not (torch.isfinite(loc).all() and torch.isfinite(scale).all()):
                 raise ValueError("loc/scale contain NaN or inf")
             self.loc, self.scale = loc, scale
