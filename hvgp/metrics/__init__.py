@@ -1,0 +1,65 @@
+"""Calibration and predictive metrics shared by every hvgp model.
+
+Every function takes plain probabilities ``(N, C)`` (torch or NumPy) or
+:class:`~hvgp.predict.PredictiveSamples`, and validates its input: NaN/inf, wrong shapes,
+rows not summing to 1 and labels out of range raise ``ValueError`` naming the problem.
+Computation is float64 on the input's device.
+"""
+
+from hvgp.metrics.calibration import (
+    adaptive_ece,
+    bootstrap_ece,
+    bootstrap_ece_diff,
+    classwise_ece,
+    confidence_histogram,
+    ece,
+    mce,
+    reliability_bins,
+)
+from hvgp.metrics.classification import (
+    accuracy,
+    brier,
+    mutual_information,
+    nll,
+    predictive_entropy,
+)
+from hvgp.metrics.ood import ood_auroc, ood_scores
+from hvgp.metrics.regression import (
+    crps_samples,
+    gaussian_nll,
+    interval_coverage,
+    pit_histogram,
+    pit_values,
+    predictive_quantiles,
+    rmse,
+)
+from hvgp.metrics.report import classification_report, regression_report
+from hvgp.metrics.temperature import TemperatureScaling
+
+__all__ = [
+    "accuracy",
+    "adaptive_ece",
+    "bootstrap_ece",
+    "bootstrap_ece_diff",
+    "brier",
+    "classification_report",
+    "classwise_ece",
+    "confidence_histogram",
+    "crps_samples",
+    "ece",
+    "gaussian_nll",
+    "interval_coverage",
+    "mce",
+    "mutual_information",
+    "nll",
+    "ood_auroc",
+    "ood_scores",
+    "pit_histogram",
+    "pit_values",
+    "predictive_entropy",
+    "predictive_quantiles",
+    "regression_report",
+    "reliability_bins",
+    "rmse",
+    "TemperatureScaling",
+]
