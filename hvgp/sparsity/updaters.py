@@ -118,8 +118,10 @@ class TopologyUpdater:
         Per layer with ``0 < nnz < numel``: drop the ``k = ceil(alpha_t * nnz)`` active weights
         of smallest ``|w|``, then activate the ``k`` best-scoring weights among those inactive
         after the drop (as google-research/rigl, a just-dropped weight may be re-grown; it then
-        keeps its value). Newly active weights are set to 0 and their optimizer state, like
-        that of dropped weights, is zeroed. Masked weights are zeroed afterwards.
+        keeps its value, so the net number of changes can be below ``k``). Newly active weights
+        are set to 0 and their optimizer state, like that of dropped weights, is zeroed. All
+        masked weights are zero afterwards. Stats: ``k`` (candidates per layer), ``dropped``
+        and ``grown`` (net connections removed / added; always equal).
         """
         alpha_t = self.drop_fraction(step)
         stats: dict[str, Any] = {"step": step, "drop_fraction": alpha_t,
@@ -131,6 +133,7 @@ class TopologyUpdater:
             k = min(nnz, math.ceil(round(alpha_t * nnz, 9))) if 0 < nnz < numel else 0
             stats["k"][name] = k
             if k == 0:
+                param.mul_(mask)
                 stats["dropped"][name] = stats["grown"][name] = 0
                 continue
             scores = self.grow_scores(name, param)
