@@ -83,6 +83,16 @@ def test_existing_mask_buffer_is_filled_in_place() -> None:
     assert [k for k in net.state_dict() if k.endswith("mask")] == ["0.weight_mask", "1.weight_mask"]
 
 
+def test_existing_mask_buffer_of_wrong_dtype_or_shape_is_rejected() -> None:
+    lin = nn.Linear(4, 3)
+    lin.register_buffer("weight_mask", torch.ones(3, 4))
+    with pytest.raises(TypeError, match="torch.bool"):
+        SparseTopology(lin, 0.5)
+    lin.weight_mask = torch.ones(4, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="shape"):
+        SparseTopology(lin, 0.5)
+
+
 def test_pyro_modules_are_masked_including_constrained_pyro_params() -> None:
     from pyro.nn import PyroModule, PyroParam
 

@@ -86,6 +86,11 @@ class SparseTopology:
         owner, attr = site.module, site.mask_attr
         existing = owner._buffers.get(attr)
         if existing is not None:
+            if existing.dtype != torch.bool:
+                raise TypeError(
+                    f"existing buffer {attr!r} for {name!r} has dtype {existing.dtype}; topology "
+                    "masks must be torch.bool buffers"
+                )
             if existing.shape != mask.shape:
                 raise ValueError(
                     f"existing buffer {attr!r} for {name!r} has shape {tuple(existing.shape)}, "
