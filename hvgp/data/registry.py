@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -83,9 +84,9 @@ def _call_loader(name: str, entry: _Entry, seed: int, val_fraction: float,
         valid = sorted(p for p in params if p not in ("seed", "val_fraction", "name"))
         raise TypeError(f"data set {name!r} got unexpected keyword(s) {unknown}; "
                         f"it accepts {valid}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    return entry.loader(seed=seed, val_fraction=val_fraction, **kw)
+    return entry.loader(seed=int(seed), val_fraction=val_fraction, **kw)
 
 
 def load_splits(name: str, seed: int = 0, val_fraction: float = 0.1, augment: bool = False,
@@ -157,7 +158,7 @@ def get_loaders(
     splits = load_splits(name, seed, val_fraction, augment=augment, **kw)
     pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
     common: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin, "drop_last": False}
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(int(seed))
     train = DataLoader(splits["train"], batch_size=batch_size, shuffle=True,
                        generator=generator, **common)
     ebs = eval_batch_size or batch_size
