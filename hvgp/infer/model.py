@@ -1,0 +1,174 @@
+"""The Pyro program of a sparse BNN: random mask Z, masked Gaussian prior, likelihood.
+
+For each masked layer (weight shape ``k`` dims, deterministic mask ``M``, drop rate ``p``)::
+
+    z ~ Bernoulli(1 - p).expand(shape).mask(False).to_event(k)       # random mask Z
+    w ~ Normal(0, s).expand(shape).mask(M & z).to_event(k)            # prior on kept weights
+    used weight = w * where(M, z / (1 - p), 1)                        # inverted DropConnect
+
+then ``y ~ likelihood(net(x; used weights))`` in a data plate of size ``N``.
+
+Why these choices:
+- Z's log-density is masked out: q(Z) = p(Z), so it cancels in the ELBO; masking keeps the
+  loss free of that parameter-free term, while ``poutine.trace`` still records Z and
+  ``poutine.condition`` / ``poutine.block`` act on it like on any site.
+- The prior covers only kept active weights, so a weight with Z = 0 gets neither a data
+  gradient (its factor is 0) nor a weight-decay gradient that step.
+- Inactive weights (held at exactly 0 by the topology) enter with factor 1, so they still
+  receive the *dense* gradient RigL's grow step needs.
+- Prior scale ``s`` and SGD weight decay ``lambda`` match through ``s^2 = 1 / (lambda N)``
+  (see :func:`prior_scale_from_weight_decay`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import Trace_ELBO
+from torch import nn
+from torch.func import functional_call
+
+from hvgp.infer.guide import PointMassGuide, weight_site
+from hvgp.infer.likelihood import Likelihood, make_likelihood
+from hvgp.nn.layers import masked_layers
+
+__all__ = ["SparseBNN", "mask_site", "prior_scale_from_weight_decay"]
+
+
+def mask_site(layer_name: str) -> str:
+    """Pyro site name of a masked layer's random mask Z."""
+    return f"{layer_name}.weight_z" if layer_name else "weight_z"
+
+
+def prior_scale_from_weight_decay(weight_decay: float, data_size: int) -> float:
+    """Prior std ``s`` whose ELBO / N equals mean NLL + (weight_decay / 2) ||w||^2.
+
+    ELBO loss / N = (N/B) sum_batch NLL / N + ||w||^2 / (2 s^2 N) + const
+                  = mean NLL + (1 / (2 s^2 N)) ||w||^2 + const,
+    whose gradient is that of mean NLL plus ``lambda w`` when ``lambda = 1 / (s^2 N)``.
+    """
+    if not (weight_decay > 0 and math.isfinite(weight_decay)):
+        raise ValueError(f"weight_decay must be positive and finite, got {weight_decay!r}")
+    if int(data_size) < 1:
+        raise ValueError(f"data_size must be a positive integer, got {data_size!r}")
+    return 1.0 / math.sqrt(weight_decay * int(data_size))
+
+
+class SparseBNN(nn.Module):
+    """Model and guide of a sparse Bayesian network with deterministic and random masks.
+
+    :param net: network of :class:`hvgp.nn.MaskedLayer` layers (plus anything unmasked).
+    :param likelihood: ``"categorical"``, ``"normal"`` or a :class:`Likelihood`.
+    :param drop_rate: random-mask rate ``p`` for every layer, or a dict ``name -> p``
+        (missing layers get 0); 0 disables Z for that layer.
+    :param prior_scale: std of the Gaussian weight prior.
+    :param data_size: N, the number of training points (minibatch terms are scaled N/B).
+    :param noise: fixed noise std of a ``"normal"`` likelihood (``None`` learns it).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        likelihood: str | Likelihood = "categorical",
+        drop_rate: float | Mapping[str, float] = 0.0,
+        prior_scale: float = 1.0,
+        data_size: int | None = None,
+        noise: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.likelihood = make_likelihood(likelihood, noise)
+        self.prior_scale = float(prior_scale)
+        if not (self.prior_scale > 0 and math.isfinite(self.prior_scale)):
+            raise ValueError(f"prior_scale must be positive and finite, got {prior_scale!r}")
+        self.data_size = data_size
+        self.guide = PointMassGuide(net)
+        self.drop_rates = self._drop_rates(drop_rate)
+        self._elbo = Trace_ELBO(max_plate_nesting=1)
+
+    # ---- configuration -----------------------------------------------------------------
+    @property
+    def layers(self) -> dict[str, nn.Module]:
+        return masked_layers(self.net)
+
+    def _drop_rates(self, drop_rate: float | Mapping[str, float]) -> dict[str, float]:
+        names = list(self.guide.layers)
+        if isinstance(drop_rate, Mapping):
+            unknown = set(drop_rate) - set(names)
+            if unknown:
+                raise ValueError(f"drop_rate names {sorted(unknown)} are not masked layers {names}")
+            rates = {n: float(drop_rate.get(n, 0.0)) for n in names}
+        else:
+            rates = dict.fromkeys(names, float(drop_rate))
+        for n, p in rates.items():
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"drop_rate of {n!r} must be in [0, 1), got {p!r}")
+        return rates
+
+    @property
+    def mask_sites(self) -> list[str]:
+        """Names of the random-mask sites (layers with ``p > 0``)."""
+        return [mask_site(n) for n, p in self.drop_rates.items() if p > 0]
+
+    # ---- the Pyro program ----------------------------------------------------------------
+    def sample_weights(self) -> dict[str, torch.Tensor]:
+        """Draw Z and the weight site of every masked layer; return the weights the net uses.
+
+        Keys are the layers' parameter names (``"<layer>.weight"``).
+        """
+        used = {}
+        for name, layer in self.guide.layers.items():
+            m = layer.weight_mask
+            k, p = m.dim(), self.drop_rates[name]
+            zero = torch.zeros((), device=m.device, dtype=layer.weight.dtype)
+            keep, factor = m, None
+            if p > 0:
+                z = pyro.sample(
+                    mask_site(name),
+                    dist.Bernoulli(probs=zero + (1.0 - p)).expand(m.shape).mask(False).to_event(k),
+                )
+                keep = m & z.bool()
+                factor = torch.where(m, z / (1.0 - p), torch.ones_like(z))
+            w = pyro.sample(
+                weight_site(name),
+                dist.Normal(zero, zero + self.prior_scale).expand(m.shape).mask(keep).to_event(k),
+            )
+            used[weight_site(name)] = w if factor is None else w * factor
+        return used
+
+    def forward_samples(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Network output ``(N, ...)``, or ``(S, N, ...)`` for weights with S stacked samples.
+
+        Stacked weights have shape ``(S, 1, *w)`` (a samples plate at dim -2); the input is
+        then repeated S times along the batch axis and the masked layers run S networks in
+        one pass.
+        """
+        layers = self.guide.layers.items()
+        sizes = {weight_site(n): layer.weight_mask.numel() for n, layer in layers}
+        s = max((w.numel() // sizes[n] for n, w in weights.items()), default=1)
+        if s == 1:
+            return functional_call(self.net, dict(weights), (x,), strict=False)
+        flat = x.unsqueeze(0).expand(s, *x.shape).reshape(s * x.shape[0], *x.shape[1:])
+        out = functional_call(self.net, dict(weights), (flat,), strict=False)
+        return out.reshape(s, x.shape[0], *out.shape[1:])
+
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The generative program; returns the network output (logits or regression mean)."""
+        out = self.forward_samples(x, self.sample_weights())
+        if not self.likelihood.is_classification:
+            out = out.squeeze(-1)
+        self.likelihood(out, y, self.data_size)
+        return out
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Differentiable negative ELBO divided by N (so learning rates mean the usual thing)."""
+        with warnings.catch_warnings():
+            # Z is model-only by design (q(Z) = p(Z)); Pyro's validation would warn about it.
+            warnings.filterwarnings("ignore", "Found vars in model but not guide")
+            elbo = self._elbo.differentiable_loss(self.model, self.guide, x, y)
+        return elbo / (self.data_size or x.shape[0])

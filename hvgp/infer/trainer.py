@@ -1,0 +1,191 @@
+"""The SVI training loop: Pyro's ELBO with a plain torch optimizer, plus callbacks.
+
+Why a plain optimizer (not ``pyro.infer.SVI``): the topology updater reads the *dense*
+gradient between ``backward`` and ``step`` and resets the optimizer state of grown weights,
+and weights whose random mask Z is 0 must not move at all that step (no gradient, no
+momentum, no weight decay), as in the paper's code. One step is::
+
+    loss = -ELBO / N            (Trace_ELBO().differentiable_loss; Z recorded by a messenger)
+    loss.backward()             (dense gradients; Z = 0 weights get exactly 0)
+    callbacks.on_after_backward (e.g. RigL drop/grow)
+    topology.mask_grads_()
+    optimizer.step() holding Z = 0 weights and their optimizer state fixed
+    topology.apply_()           (weights outside M stay exactly 0)
+    scheduler.step()
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from pyro.poutine.messenger import Messenger
+
+from hvgp.infer.model import SparseBNN, mask_site
+from hvgp.sparsity import SparseTopology
+
+__all__ = ["NonFiniteLossError", "Trainer", "hold_dropped_step"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; names the step and the layers that are non-finite."""
+
+    def __init__(self, step: int, loss: float, layers: Sequence[str]) -> None:
+        self.step, self.loss, self.layers = step, loss, list(layers)
+        where = ", ".join(self.layers) if self.layers else "no parameter (check the inputs)"
+        super().__init__(
+            f"non-finite loss {loss} at step {step}; non-finite weights/gradients in: {where}. "
+            "Training stopped; the last checkpoint (if any) was left untouched."
+        )
+
+
+class _SiteRecorder(Messenger):
+    """Records the values of the named sample sites (the random masks) as they are drawn."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__()
+        self.names = set(names)
+        self.values: dict[str, torch.Tensor] = {}
+
+    def _postprocess_message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "sample" and msg["name"] in self.names:
+            self.values[msg["name"]] = msg["value"]
+
+
+@torch.no_grad()
+def hold_dropped_step(
+    optimizer: torch.optim.Optimizer, held: Sequence[tuple[torch.Tensor, torch.Tensor]]
+) -> None:
+    """``optimizer.step()`` that leaves the entries ``dropped`` of each ``(param, dropped)``
+    and their per-weight optimizer state (momentum, Adam moments) exactly as they were.
+
+    Cost: one copy of each held parameter and its state tensors, and one ``where`` each.
+    """
+    saved = []
+    for param, dropped in held:
+        state = optimizer.state.get(param, {})
+        moments = [v for v in state.values() if torch.is_tensor(v) and v.shape == param.shape]
+        tensors = [param, *moments]
+        saved += [(t, t.clone(), dropped) for t in tensors]
+    optimizer.step()
+    for tensor, old, dropped in saved:
+        tensor.copy_(torch.where(dropped, old, tensor))
+
+
+class Trainer:
+    """Runs SVI epochs over a loader and calls the callbacks at fixed points.
+
+    :param bnn: the :class:`SparseBNN` (model + guide).
+    :param optimizer: any ``torch.optim`` optimizer over the BNN's parameters.
+    :param topology: the :class:`~hvgp.sparsity.SparseTopology` (None for a dense net).
+    :param scheduler: an LR scheduler stepped once per optimizer step.
+    :param callbacks: :class:`~hvgp.infer.callbacks.Callback` objects, called in order.
+    """
+
+    def __init__(
+        self,
+        bnn: SparseBNN,
+        optimizer: torch.optim.Optimizer,
+        topology: SparseTopology | None = None,
+        scheduler: Any = None,
+        callbacks: Sequence[Any] = (),
+    ) -> None:
+        self.bnn, self.optimizer, self.topology = bnn, optimizer, topology
+        self.scheduler = scheduler
+        self.callbacks = list(callbacks)
+        self.step = 0
+        self.epoch = 0
+        self.steps_per_epoch: int | None = None
+        self.loader: Any = None
+        self.stop = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.bnn.net.parameters()).device
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def fit(self, loader: Iterable, epochs: int) -> Trainer:
+        """Train until ``epochs`` epochs are complete (continues from ``self.epoch``)."""
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        self.loader = loader
+        self.steps_per_epoch = len(loader)  # type: ignore[arg-type]
+        self._emit("on_fit_start")
+        while self.epoch < epochs and not self.stop:
+            for x, y in loader:
+                loss = self.train_step(x, y)
+                self._emit("on_step_end", loss)
+            self.epoch += 1
+            self._emit("on_epoch_end")
+        self._emit("on_fit_end")
+        return self
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One SVI step; returns the loss (negative ELBO / N) as a float."""
+        device = self.device
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        self.bnn.train()
+        self.optimizer.zero_grad(set_to_none=False)
+        recorder = _SiteRecorder(self.bnn.mask_sites)
+        with recorder:
+            loss = self.bnn.loss(x, y)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(self.step, value, self._non_finite_layers(grads=False))
+        loss.backward()
+        self._emit("on_after_backward")
+        if self.topology is not None:
+            self.topology.mask_grads_()
+        held = []
+        for name, layer in self.bnn.guide.layers.items():
+            z = recorder.values.get(mask_site(name))
+            if z is not None:
+                held.append((layer.weight, layer.weight_mask & ~z.bool()))
+        hold_dropped_step(self.optimizer, held)
+        if self.topology is not None:
+            self.topology.apply_()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        return value
+
+    def _non_finite_layers(self, grads: bool = True) -> list[str]:
+        bad = []
+        for name, p in self.bnn.named_parameters():
+            if not torch.isfinite(p).all() or (
+                grads and p.grad is not None and not torch.isfinite(p.grad).all()
+            ):
+                bad.append(name.removeprefix("net."))
+        return bad
+
+    # ---- checkpoint state ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs except RNG states (see :mod:`hvgp.infer.checkpoint`)."""
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "bnn": self.bnn.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (callbacks matched by position)."""
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.bnn.load_state_dict(state["bnn"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        saved = state.get("callbacks", [])
+        if len(saved) != len(self.callbacks):
+            raise ValueError(
+                f"checkpoint has {len(saved)} callback states, this trainer {len(self.callbacks)}"
+            )
+        for cb, s in zip(self.callbacks, saved):
+            cb.load_state_dict(s)
