@@ -1,0 +1,111 @@
+"""Reliability diagrams (Guo et al. 2017 style): accuracy per confidence bin, gap bars, histogram.
+
+The bins come from :func:`hvgp.metrics.reliability_bins`, so the picture and the ECE printed
+on it are computed from the same numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from hvgp.metrics import ece, reliability_bins
+from hvgp.plots._common import new_figure, save
+
+__all__ = ["reliability_diagram", "confidence_hist", "reliability_grid"]
+
+
+def reliability_diagram(
+    probs_or_samples: Any,
+    labels: Any,
+    ax: Axes | None = None,
+    n_bins: int = 10,
+    title: str | None = None,
+    hist_ax: Axes | None = None,
+) -> Axes:
+    """Draw accuracy per confidence bin, the gap to the diagonal, and the ECE.
+
+    Blue bars are the accuracy of each non-empty bin; red hatched bars span the gap from
+    accuracy to mean confidence (above the bar: over-confident). With ``ax=None`` a new figure
+    is made with the top-label confidence histogram above the diagram (reach it via
+    ``ax.figure``); pass ``hist_ax`` to draw that histogram on an axes of your own.
+    """
+    if ax is None:
+        fig = new_figure(4.0, 5.0)
+        hist_ax, ax = fig.subplots(2, 1, height_ratios=[1, 3], sharex=True)
+    bins = reliability_bins(probs_or_samples, labels, n_bins=n_bins)
+    edges = bins["bin_edges"]
+    left, width = edges[:-1], np.diff(edges)
+    full = bins["count"] > 0
+    acc, conf = bins["accuracy"][full], bins["confidence"][full]
+    ax.bar(left[full], acc, width[full], align="edge", color="tab:blue", edgecolor="black",
+           linewidth=0.6, label="accuracy")
+    ax.bar(left[full], conf - acc, width[full], bottom=acc, align="edge", color="tab:red",
+           alpha=0.3, edgecolor="tab:red", hatch="//", linewidth=0.6, label="gap")
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    value = ece(probs_or_samples, labels, n_bins=n_bins)
+    ax.text(0.97, 0.03, f"ECE = {value:.4f}", transform=ax.transAxes, ha="right", va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    ax.legend(loc="upper left", fontsize="small")
+    if hist_ax is not None:
+        confidence_hist(probs_or_samples, labels, hist_ax, n_bins=n_bins, bins=bins)
+    if title:
+        (hist_ax if hist_ax is not None else ax).set_title(title)
+    return ax
+
+
+def confidence_hist(
+    probs_or_samples: Any,
+    labels: Any,
+    ax: Axes,
+    n_bins: int = 10,
+    bins: dict[str, np.ndarray] | None = None,
+) -> Axes:
+    """Fraction of points per confidence bin, with the mean confidence and accuracy marked."""
+    bins = bins or reliability_bins(probs_or_samples, labels, n_bins=n_bins)
+    edges, count = bins["bin_edges"], bins["count"]
+    total = count.sum()
+    ax.bar(edges[:-1], count / total, np.diff(edges), align="edge", color="tab:gray",
+           edgecolor="black", linewidth=0.6)
+    full = count > 0
+    mean_conf = float((bins["confidence"][full] * count[full]).sum() / total)
+    mean_acc = float((bins["accuracy"][full] * count[full]).sum() / total)
+    ax.axvline(mean_acc, color="tab:blue", linestyle="--", linewidth=1.2, label="accuracy")
+    ax.axvline(mean_conf, color="tab:red", linestyle=":", linewidth=1.5, label="avg. confidence")
+    ax.set_xlim(0, 1)
+    ax.set_ylabel("fraction")
+    ax.legend(loc="upper left", fontsize="x-small")
+    return ax
+
+
+def reliability_grid(
+    results: dict[str, tuple[Any, Any]], path: str | Path | None = None, n_bins: int = 10
+) -> Figure:
+    """Several methods side by side: confidence histograms above reliability diagrams.
+
+    :param results: ``{method name: (probs or PredictiveSamples, labels)}``.
+    :param path: if given, the figure is also written there (.png, .svg or .pdf).
+    """
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict {method: (probs, labels)}")
+    for name, pair in results.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"results[{name!r}] must be a (probs_or_samples, labels) pair")
+    fig = new_figure(3.2 * len(results), 4.6)
+    axes = fig.subplots(2, len(results), height_ratios=[1, 3], sharex=True, squeeze=False)
+    for j, (name, (probs, labels)) in enumerate(results.items()):
+        reliability_diagram(probs, labels, ax=axes[1, j], n_bins=n_bins, title=str(name),
+                            hist_ax=axes[0, j])
+        if j:
+            axes[1, j].set_ylabel("")
+            axes[0, j].set_ylabel("")
+    save(fig, path)
+    return fig
