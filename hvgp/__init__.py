@@ -16,14 +16,41 @@ _EXPORTS: dict[str, str] = {
     "PredictiveSamples": "hvgp.predict",
     "resolve_device": "hvgp.utils",
     "seed_everything": "hvgp.utils",
+    "RunConfig": "hvgp.config",
+    "load_config": "hvgp.config",
+    # sparse topology
+    "SparseTopology": "hvgp.sparsity",
+    "make_updater": "hvgp.sparsity",
+    "allocate_counts": "hvgp.sparsity",
+    # networks and inference
+    "build_model": "hvgp.nn",
+    "CigL": "hvgp.infer",
+    "RigL": "hvgp.infer",
+    "SparseBNN": "hvgp.infer",
+    "NonFiniteLossError": "hvgp.infer",
+    # data
+    "get_dataset": "hvgp.data",
+    "get_loaders": "hvgp.data",
+    "list_datasets": "hvgp.data",
+    "DatasetInfo": "hvgp.data",
+    "ArrayDataset": "hvgp.data",
+    # evaluation
+    "classification_report": "hvgp.metrics",
+    "regression_report": "hvgp.metrics",
+    "TemperatureScaling": "hvgp.metrics",
 }
+
+#: sub-packages reachable as attributes (``hvgp.metrics`` etc.) without an explicit import
+_SUBMODULES = ("sparsity", "nn", "infer", "data", "metrics", "plots", "baselines", "predict")
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"hvgp.{name}")
     raise AttributeError(f"module 'hvgp' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_EXPORTS))
+    return sorted(list(globals()) + list(_EXPORTS) + list(_SUBMODULES))
