@@ -132,8 +132,14 @@ class Trainer:
         self.bnn.train()
         self.optimizer.zero_grad(set_to_none=False)
         recorder = _SiteRecorder(self.bnn.mask_sites)
-        with recorder:
-            loss = self.bnn.loss(x, y)
+        try:
+            with recorder:
+                loss = self.bnn.loss(x, y)
+        except ValueError as err:  # distribution validation rejects NaN logits before a loss
+            bad = self._non_finite_layers(grads=False)
+            if bad:
+                raise NonFiniteLossError(self.step, float("nan"), bad) from err
+            raise
         value = float(loss.detach())
         if not math.isfinite(value):
             raise NonFiniteLossError(self.step, value, self._non_finite_layers(grads=False))
@@ -172,20 +178,23 @@ class Trainer:
             "bnn": self.bnn.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()}
+                          for cb in self.callbacks],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (callbacks matched by position)."""
+        """Restore what :meth:`state_dict` returned."""
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.bnn.load_state_dict(state["bnn"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        saved = state.get("callbacks", [])
-        if len(saved) != len(self.callbacks):
-            raise ValueError(
-                f"checkpoint has {len(saved)} callback states, this trainer {len(self.callbacks)}"
-            )
-        for cb, s in zip(self.callbacks, saved):
-            cb.load_state_dict(s)
+        saved = list(state.get("callbacks", []))
+        for cb in self.callbacks:  # matched by type, in order; stateless ones may be absent
+            kind = type(cb).__name__
+            match = next((i for i, entry in enumerate(saved) if entry["type"] == kind), None)
+            if match is None:
+                if cb.state_dict():
+                    raise ValueError(f"checkpoint holds no state for callback {kind}")
+                continue
+            cb.load_state_dict(saved.pop(match)["state"])

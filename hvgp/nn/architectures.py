@@ -66,7 +66,9 @@ def build_model(
         if num_classes is None:
             task = getattr(info, "task", "classification")
             num_classes = 1 if task == "regression" else getattr(info, "num_classes", None)
-    elif isinstance(info_or_input_shape, Sequence) or isinstance(info_or_input_shape, int):
+    elif isinstance(info_or_input_shape, (Sequence, int)) and not isinstance(
+        info_or_input_shape, (str, bool)
+    ):
         shape = (info_or_input_shape,) if isinstance(info_or_input_shape, int) else tuple(
             int(d) for d in info_or_input_shape
         )
