@@ -69,8 +69,15 @@ def test_exact_gp_posterior_matches_closed_form_numpy() -> None:
     rng = np.random.default_rng(1)
     x, y, xs = rng.standard_normal((8, 2)), rng.standard_normal(8), rng.standard_normal((5, 2))
     ell, s2, noise = 0.7, 1.3, 0.1
-    gp = ExactGPRegressor("rbf", ard=True, lengthscale=ell, outputscale=s2, noise=noise,
-                          normalize_y=False, device="cpu").fit(x, y, epochs=0)
+    gp = ExactGPRegressor(
+        "rbf",
+        ard=True,
+        lengthscale=ell,
+        outputscale=s2,
+        noise=noise,
+        normalize_y=False,
+        device="cpu",
+    ).fit(x, y, epochs=0)
 
     def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return s2 * np.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / (2 * ell**2))
@@ -104,8 +111,7 @@ def test_nngp_regressor_beats_mean_predictor_on_sine(sine) -> None:
 # ---- approximate GPs ----------------------------------------------------------------------------
 def test_svgp_classifier_beats_majority_on_moons(moons) -> None:
     x, y, xt, yt = moons
-    clf = SVGPClassifier(num_inducing=16, device="cpu").fit(x, y, epochs=40, lr=0.05,
-                                                              batch_size=64)
+    clf = SVGPClassifier(num_inducing=16, device="cpu").fit(x, y, epochs=40, lr=0.05, batch_size=64)
     samples = clf.predict(xt, num_samples=16)
     assert samples.probs.shape == (16, len(yt), 2)
     assert_beats_majority(clf.evaluate(xt, yt), majority_predictor(y, yt))
@@ -113,8 +119,9 @@ def test_svgp_classifier_beats_majority_on_moons(moons) -> None:
 
 def test_nngp_classifier_beats_majority_on_moons(moons) -> None:
     x, y, xt, yt = moons
-    clf = NNGPClassifier(depth=3, keep_prob=0.9, density=0.5, num_inducing=16, train_kernel=True,
-                         device="cpu").fit(x, y, epochs=40, lr=0.05, batch_size=64)
+    clf = NNGPClassifier(
+        depth=3, keep_prob=0.9, density=0.5, num_inducing=16, train_kernel=True, device="cpu"
+    ).fit(x, y, epochs=40, lr=0.05, batch_size=64)
     assert_beats_majority(clf.evaluate(xt, yt), majority_predictor(y, yt))
 
 
@@ -137,8 +144,9 @@ def test_dspp_regressor_beats_mean_predictor_on_sine(sine) -> None:
 @pytest.mark.parametrize("cls", [DeepGPClassifier, DSPPClassifier])
 def test_deep_classifiers_beat_majority_on_moons(moons, cls) -> None:
     x, y, xt, yt = moons
-    clf = cls(hidden_dims=2, num_inducing=16, device="cpu").fit(x, y, epochs=30, lr=0.05,
-                                                                batch_size=100)
+    clf = cls(hidden_dims=2, num_inducing=16, device="cpu").fit(
+        x, y, epochs=30, lr=0.05, batch_size=100
+    )
     samples = clf.predict(xt, num_samples=8)
     assert isinstance(samples, PredictiveSamples) and samples.probs.shape == (8, len(yt), 2)
     assert_beats_majority(clf.evaluate(xt, yt), majority_predictor(y, yt))

@@ -29,8 +29,16 @@ def kernel_matrix(kernel: NNGPKernel, x: torch.Tensor) -> torch.Tensor:
 
 
 def sample_masked_relu_outputs(
-    x: torch.Tensor, depth: int, width: int, n_nets: int, sw: float, sb: float,
-    keep: float, density: float, gen: torch.Generator, chunk: int = 250,
+    x: torch.Tensor,
+    depth: int,
+    width: int,
+    n_nets: int,
+    sw: float,
+    sb: float,
+    keep: float,
+    density: float,
+    gen: torch.Generator,
+    chunk: int = 250,
 ) -> torch.Tensor:
     """Scalar outputs ``(n_nets, N)`` of random ReLU MLPs whose every weight layer is
     ``w · m · z / keep`` with ``w ~ N(0, sw / fan_in)`` (dense fan-in), a random topology

@@ -193,8 +193,15 @@ class DeepEstimatorBase(GPEstimator):
 
             params = list(model.parameters()) + list(likelihood.parameters())
             self.history_ = train_loop(
-                loss_fn, minibatches((x, y), batch_size, self._generator()), params,
-                [model, likelihood], epochs, lr, patience, self.progress, type(self).__name__,
+                loss_fn,
+                minibatches((x, y), batch_size, self._generator()),
+                params,
+                [model, likelihood],
+                epochs,
+                lr,
+                patience,
+                self.progress,
+                type(self).__name__,
             )
         model.eval()
         likelihood.eval()

@@ -46,7 +46,11 @@ class DSPPLayerRBF(DSPPLayer):
         linear_mean: bool = True,
     ) -> None:
         init_layer(
-            self, DSPPLayer, inducing_points, output_dims, linear_mean,
+            self,
+            DSPPLayer,
+            inducing_points,
+            output_dims,
+            linear_mean,
             num_quad_sites=num_quad_sites,
         )
 

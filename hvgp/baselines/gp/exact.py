@@ -8,6 +8,7 @@ RBF / Matérn with ARD by default, :class:`~hvgp.baselines.gp.nngp.NNGPKernel` f
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gpytorch
@@ -91,8 +92,10 @@ class ExactGPRegressor(GPEstimator):
             if self.lengthscale is not None:
                 covar.base_kernel.lengthscale = self.lengthscale
         elif self.lengthscale is not None or self.outputscale is not None:
-            raise ValueError("lengthscale/outputscale apply to named kernels only; set them on "
-                             "the kernel object instead")
+            raise ValueError(
+                "lengthscale/outputscale apply to named kernels only; set them on "
+                "the kernel object instead"
+            )
         likelihood = gpytorch.likelihoods.GaussianLikelihood()
         if self.noise is not None:
             likelihood.noise = self.noise
@@ -109,9 +112,20 @@ class ExactGPRegressor(GPEstimator):
         epochs: int = 200,
         lr: float = 0.05,
         patience: int | None = 20,
+        batch_size: int | None = None,
     ) -> ExactGPRegressor:
         """Fit hyper-parameters by the exact marginal likelihood; ``epochs`` full-batch Adam
-        steps with early stopping after ``patience`` steps without improvement."""
+        steps with early stopping after ``patience`` steps without improvement.
+
+        ``batch_size`` exists for a common signature with the other estimators; the exact
+        marginal likelihood needs all the data at once, so any value other than None only warns.
+        """
+        if batch_size is not None:
+            warnings.warn(
+                f"{type(self).__name__} trains on the full data set; batch_size={batch_size} "
+                "is ignored",
+                stacklevel=2,
+            )
         self.num_features_ = None
         x = self._features(x_train)
         y = as_targets(y_train, x.shape[0], self.dtype, self.device)
@@ -132,8 +146,15 @@ class ExactGPRegressor(GPEstimator):
 
             params = [p for p in model.parameters() if p.requires_grad]
             self.history_ = train_loop(
-                loss_fn, minibatches((x, yn), None, None), params, [model], epochs, lr, patience,
-                self.progress, type(self).__name__,
+                loss_fn,
+                minibatches((x, yn), None, None),
+                params,
+                [model],
+                epochs,
+                lr,
+                patience,
+                self.progress,
+                type(self).__name__,
             )
         model.eval()
         likelihood.eval()
@@ -198,6 +219,10 @@ class NNGPRegressor(ExactGPRegressor):
     ) -> None:
         kernel = NNGPKernel(depth, weight_var, bias_var, keep_prob=keep_prob, density=density)
         super().__init__(
-            kernel=kernel, ard=False, noise=noise, train_kernel=train_kernel,
-            normalize_y=normalize_y, **kwargs,
+            kernel=kernel,
+            ard=False,
+            noise=noise,
+            train_kernel=train_kernel,
+            normalize_y=normalize_y,
+            **kwargs,
         )

@@ -150,8 +150,15 @@ class SVGPClassifier(GPEstimator):
 
             params = [p for m in (model, likelihood) for p in m.parameters() if p.requires_grad]
             self.history_ = train_loop(
-                loss_fn, minibatches((x, y), batch_size, self._generator()), params,
-                [model, likelihood], epochs, lr, patience, self.progress, type(self).__name__,
+                loss_fn,
+                minibatches((x, y), batch_size, self._generator()),
+                params,
+                [model, likelihood],
+                epochs,
+                lr,
+                patience,
+                self.progress,
+                type(self).__name__,
             )
         model.eval()
         likelihood.eval()
