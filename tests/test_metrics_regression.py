@@ -121,6 +121,21 @@ def test_interval_coverage_agrees_with_netcal_picp_and_is_nominal_when_calibrate
     assert interval_coverage(s2, y2, levels=(0.9,))[0.9] < 0.7
 
 
+def test_coverage_of_an_ensemble_uses_its_empirical_quantiles() -> None:
+    ens = torch.arange(10.0)[:, None].expand(10, 3)  # 10 samples 0..9 at each of 3 points
+    # 80 % interval: [inf{F >= 0.1}, inf{F >= 0.9}] = [0, 8]
+    cov = interval_coverage(PredictiveSamples(loc=ens), [8.0, 8.5, -0.1], levels=(0.8,))
+    assert cov[0.8] == pytest.approx(1 / 3)
+
+
+def test_continuous_and_point_mass_coverage_paths_agree_for_tiny_noise() -> None:
+    g = torch.Generator().manual_seed(13)
+    loc, y = torch.randn(7, 500, generator=g, dtype=torch.float64), torch.randn(500, generator=g)
+    exact = interval_coverage(PredictiveSamples(loc=loc), y)
+    smooth = interval_coverage(PredictiveSamples(loc=loc, scale=torch.full_like(loc, 1e-9)), y)
+    assert exact == smooth
+
+
 def test_crps_of_one_gaussian_matches_the_closed_form() -> None:
     mu, sd, y, samples = _gaussian_data(100, seed=8)
     z = (y - mu) / sd
