@@ -1,0 +1,98 @@
+"""Deep ensembles (Lakshminarayanan et al. 2017): M networks from different seeds, pooled.
+
+Each member is an ordinary package estimator (by default :class:`hvgp.infer.RigL`, dense at
+``sparsity=0``) built from a fresh network of the factory under seed ``seed + i`` (so
+initialisation, shuffling order and random masks differ); ``predict`` stacks the members'
+predictives along the sample axis, so a deterministic member contributes one sample and the
+ensemble's S is M.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from hvgp.baselines.nn._common import stack_samples
+from hvgp.infer import CigL
+from hvgp.predict import PredictiveSamples
+from hvgp.utils import seed_everything
+
+__all__ = ["DeepEnsemble"]
+
+
+class DeepEnsemble:
+    """M independently trained members whose predictions form the samples of one predictive.
+
+    :param factory: called with no arguments, returns a new network (one per member).
+    :param num_members: M.
+    :param member: registry name of the member estimator (see
+        :func:`hvgp.baselines.nn.make_estimator`), e.g. ``"rigl"``, ``"dense"``, ``"cigl"``.
+    :param sparsity: sparsity passed to every member (0: dense members).
+    :param seed: member ``i`` uses ``seed + i`` (network initialisation and training).
+    :param kw: the member estimator's keywords (``lr``, ``weight_decay``, ``device``...).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], nn.Module],
+        num_members: int = 5,
+        *,
+        member: str = "rigl",
+        sparsity: float = 0.0,
+        seed: int = 0,
+        **kw: Any,
+    ) -> None:
+        from hvgp.baselines.nn.registry import make_estimator  # the registry imports this module
+
+        if isinstance(factory, nn.Module) or not callable(factory):
+            raise TypeError("DeepEnsemble needs a network *factory* (a callable returning a new "
+                            f"network per member), got {type(factory).__name__}")
+        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
+            raise ValueError(f"num_members must be a positive int, got {num_members!r}")
+        if str(member).lower() in ("ensemble", "temperature"):
+            raise ValueError(f"member={member!r} is not a single-network estimator")
+        if kw.get("checkpoint") is not None:
+            raise ValueError("checkpoint= is per network; ensembles do not support it")
+        self.seed = int(seed)
+        self.members = []
+        for i in range(num_members):
+            seed_everything(self.seed + i)
+            net = factory()
+            if not isinstance(net, nn.Module):
+                raise TypeError(f"the factory returned {type(net).__name__}, not an nn.Module")
+            self.members.append(
+                make_estimator(member, net, sparsity=sparsity, seed=self.seed + i, **kw))
+
+    @property
+    def num_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def history_(self) -> list[list[dict[str, Any]]]:
+        """Per-member training histories."""
+        return [m.history_ for m in self.members]
+
+    def fit(self, train_loader: Any, epochs: int, val_loader: Any = None) -> DeepEnsemble:
+        """Train every member in turn on ``train_loader`` for ``epochs`` epochs."""
+        for m in self.members:
+            m.fit(train_loader, epochs, val_loader=val_loader)
+        return self
+
+    def predict(self, x: torch.Tensor, num_samples: int | None = None,
+                **kw: Any) -> PredictiveSamples:
+        """Members' predictives stacked along S (S = M for deterministic members)."""
+        return stack_samples([m.predict(x, num_samples, **kw) for m in self.members])
+
+    # CigL's loader methods only call ``self.predict``: reuse them rather than copy them.
+    predict_loader = CigL.predict_loader
+    evaluate = CigL.evaluate
+
+    def sparsity(self) -> float:
+        """Mean sparsity of the members' prediction networks."""
+        return sum(m.sparsity() for m in self.members) / len(self.members)
+
+    def __repr__(self) -> str:
+        return f"DeepEnsemble({self.num_members} x {self.members[0]!r})"
