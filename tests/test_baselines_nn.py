@@ -40,6 +40,15 @@ from hvgp.predict import PredictiveSamples
 EPOCHS = 15
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks: one intra-op thread is fastest (no spinning on shared cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def moons():
     """Noisy two moons: 300 train / 100 val / 300 test points."""
@@ -235,15 +244,15 @@ def test_mixup_loader_mixes_pairs_of_inputs_and_their_one_hot_labels() -> None:
         own = t.gather(1, y0[:, None]).squeeze(1)
         lam = float(own.min())
         lams.append(lam)
-        assert torch.all((own - lam).abs() < 1e-6) | torch.all((own - 1).abs() < 1e-6) or (
-            ((own - lam).abs() < 1e-6) | ((own - 1).abs() < 1e-6)).all()
+        assert (((own - lam).abs() < 1e-6) | ((own - 1).abs() < 1e-6)).all()
         # each mixed input is lam * its own input + (1 - lam) * some input of the batch
         rest = (xm - lam * x0) / (1 - lam) if lam < 1 else x0
         dist = torch.cdist(rest, x0).min(1).values
         assert dist.max() < 1e-4
     assert min(lams) < 0.99  # actually mixed
-    again = [t for _, t in MixupLoader(loader, 3, alpha=1.0, seed=1)]
-    assert all(torch.equal(a, b) for a, (_, b) in zip(again, MixupLoader(loader, 3, 1.0, 1)))
+    first = [t for _, t in MixupLoader(loader, 3, alpha=1.0, seed=1)]
+    second = [t for _, t in MixupLoader(loader, 3, alpha=1.0, seed=1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))  # seeded
     with pytest.raises(ValueError, match="alpha"):
         MixupLoader(loader, 3, alpha=-1.0)
     with pytest.raises(ValueError, match="integer class labels"):
@@ -277,6 +286,20 @@ def test_registry_maps_names_to_estimators_and_lists_names_on_error() -> None:
         make_estimator("ensemble", net())
     with pytest.raises(TypeError, match="net_or_factory"):
         make_estimator("dense", "mlp")
+    with pytest.raises(ValueError, match="temper twice"):
+        make_estimator("temperature", net, base="ts")
+
+
+def test_temperature_wraps_any_base_estimator_including_an_ensemble(moons) -> None:
+    train, val, test, info = moons
+    est = make_estimator("temperature", _factory(info), base="ensemble", num_members=2,
+                         device="cpu").fit(train, 3, val_loader=val)
+    assert isinstance(est.estimator, DeepEnsemble) and est.temperature is not None
+    samples, y = est.predict_loader(test)
+    assert samples.num_samples == 2 and len(y) == len(test.dataset)
+    raw = est.estimator.predict(test.dataset.x)
+    t = est.temperature
+    assert torch.allclose(samples.probs, (raw.probs.log() / t).softmax(-1), atol=1e-5)
 
 
 def test_registry_seeds_a_factory_so_initialisation_is_reproducible() -> None:

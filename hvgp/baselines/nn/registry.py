@@ -37,14 +37,15 @@ def _sparse(updater: str) -> Callable[..., Any]:
     return build
 
 
-def _temperature(net: nn.Module, base: str = "rigl", sparsity: float = 0.0,
+def _temperature(net_or_factory: Any, base: str = "rigl", sparsity: float = 0.0,
                  **kw: Any) -> TemperatureScaled:
-    if _canonical(base) in ("temperature", "ensemble"):
-        raise ValueError(f"base={base!r}: temperature wraps a single-network estimator")
-    return TemperatureScaled(make_estimator(base, net, sparsity=sparsity, **kw))
+    """Any other estimator (``base``, RigL by default: dense at sparsity 0) plus one T."""
+    if _canonical(base) == "temperature":
+        raise ValueError("base='temperature' would temper twice; pick another base estimator")
+    return TemperatureScaled(make_estimator(base, net_or_factory, sparsity=sparsity, **kw))
 
 
-# name -> builder(net, **kw); "ensemble" takes the factory itself (see make_estimator)
+# name -> builder(net, **kw); "ensemble" and "temperature" get net_or_factory as given
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "cigl": CigL,
     "rigl": _sparse("rigl"),
@@ -82,7 +83,8 @@ def make_estimator(
         seeding with ``seed`` (so the initialisation is reproducible).
     :param kw: the estimator's keywords: CigL's (``sparsity``, ``lr``, ``weight_decay``,
         ``schedule``, ``device``, ``seed``...) and the baseline's own (``dropout``,
-        ``num_samples``, ``smoothing``, ``alpha``, ``num_members``, ``member``, ``base``).
+        ``num_samples``, ``smoothing``, ``alpha``, ``num_members``, ``member``, and
+        ``base``: the estimator ``temperature`` recalibrates, ``ensemble`` included).
         The baselines default to ``sparsity=0`` (dense); CigL/RigL to CigL's 0.9.
     :raises ValueError: for an unknown name (the message lists the valid ones).
     """
@@ -91,8 +93,8 @@ def make_estimator(
     key = _canonical(name)
     if key not in _BUILDERS:
         raise ValueError(f"unknown estimator {name!r}; valid names: {', '.join(ESTIMATORS)}")
-    if key == "ensemble":
-        return DeepEnsemble(net_or_factory, **kw)
+    if key in ("ensemble", "temperature"):
+        return _BUILDERS[key](net_or_factory, **kw)
     net = net_or_factory
     if not isinstance(net, nn.Module):
         if not callable(net):
