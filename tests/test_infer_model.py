@@ -125,7 +125,7 @@ def test_two_models_do_not_share_parameters() -> None:
 def test_vectorised_predictive_matches_loop_in_distribution() -> None:
     bnn = _bnn(drop_rate=0.3, sparsity=0.0)
     x = torch.randn(5, 4)
-    vec = predictive_samples(bnn, x, 4000)
+    vec = predictive_samples(bnn, x, 4000, vectorize=True)
     loop = predictive_samples(bnn, x, 4000, vectorize=False)
     assert vec.probs.shape == loop.probs.shape == (4000, 5, 3)
     torch.testing.assert_close(vec.mean(), loop.mean(), atol=0.01, rtol=0)

@@ -233,7 +233,7 @@ class CigL:
         self,
         x: torch.Tensor,
         num_samples: int | None = None,
-        vectorize: bool = True,
+        vectorize: bool | None = None,
         current: bool = False,
     ) -> PredictiveSamples:
         """Predictive samples at ``x``: deterministic (``num_samples=None``, S = 1) or

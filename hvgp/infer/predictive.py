@@ -31,7 +31,7 @@ def predictive_samples(
     bnn: SparseBNN,
     x: torch.Tensor,
     num_samples: int | None = None,
-    vectorize: bool = True,
+    vectorize: bool | None = None,
     chunk: int | None = None,
 ) -> PredictiveSamples:
     """Samples of the predictive distribution at inputs ``x``.
@@ -39,7 +39,9 @@ def predictive_samples(
     :param bnn: the model whose network (current weights, masks, BatchNorm stats) is used.
     :param num_samples: ``None`` for the deterministic prediction (no random mask, the
         mean weights; S = 1), else the number S of random-mask draws.
-    :param vectorize: one batched pass over all samples (``True``) or a Python loop.
+    :param vectorize: one batched pass over all samples (``True``) or a Python loop;
+        ``None`` vectorises on CUDA only (on CPU grouped convolutions made the batched pass
+        slower than the loop: see ``benchmarks/predict_vectorised.py``).
     :param chunk: at most this many samples per vectorised pass (memory bound).
     """
     was_training = bnn.training
@@ -53,6 +55,8 @@ def predictive_samples(
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be None or a positive int, got {num_samples!r}")
         parts = []
+        if vectorize is None:
+            vectorize = x.device.type == "cuda"
         if vectorize:
             step = num_samples if chunk is None else max(1, int(chunk))
             for start in range(0, num_samples, step):
