@@ -39,7 +39,8 @@ def tiny_estimator(arch: str = "mlp", drop_rate: float = 0.0, checkpoint: str | 
     torch.manual_seed(0)
     net = build_model(arch, (D,), K, width=0.125)
     kw.setdefault("average_start", 0.67)
-    return CigL(net, sparsity=0.8, drop_rate=drop_rate, device="cpu", delta_t=2, lr=0.05,
+    kw.setdefault("device", "cpu")
+    return CigL(net, sparsity=0.8, drop_rate=drop_rate, delta_t=2, lr=0.05,
                 checkpoint=checkpoint, **kw)
 
 
@@ -86,7 +87,10 @@ def _main() -> None:
     from hvgp.infer import Callback
 
     class Slow(Callback):
+        steps_run = 0
+
         def on_step_end(self, trainer: Any, loss: float) -> None:
+            Slow.steps_run += 1
             if args.ready and os.path.exists(args.ckpt) and not os.path.exists(args.ready):
                 open(args.ready, "w").close()
             time.sleep(args.sleep)
@@ -95,7 +99,7 @@ def _main() -> None:
     loader = DataLoader(tiny_data(), batch_size=8, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
     est.fit(loader, args.epochs, resume=args.ckpt if args.resume else None)
-    torch.save(result(est), args.out)
+    torch.save({**result(est), "steps_run": Slow.steps_run}, args.out)
 
 
 if __name__ == "__main__":

@@ -100,13 +100,24 @@ def read_weights_only(path: str | os.PathLike, map_location: Any = "cpu") -> Any
     :raises FileNotFoundError: no such file.
     :raises UnsafeCheckpointError: the file references Python objects beyond tensors and
         plain containers (e.g. a crafted ``__reduce__`` payload); nothing from it was run.
-    :raises CorruptCheckpointError: truncated, empty, corrupt or not a torch file.
+    :raises CorruptCheckpointError: truncated, empty, corrupt (a record's CRC32 does not
+        match: torch itself does not check them) or not a torch file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
     if isinstance(map_location, str) and map_location != "cpu":
         map_location = resolve_device(map_location)  # clear error for CUDA without CUDA
+    if zipfile.is_zipfile(path):  # torch's format: verify every record's CRC32 first
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            bad = f"unreadable archive ({err})"
+        if bad is not None:
+            raise CorruptCheckpointError(
+                f"{str(path)!r} is corrupt: record {bad!r} fails its CRC check"
+            )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
