@@ -322,3 +322,17 @@ def test_stack_samples_joins_along_the_sample_axis_and_rejects_mixtures() -> Non
     with pytest.raises(ValueError, match="nothing"):
         stack_samples([])
     assert math.isclose(float(stack_samples([c, c]).mean().sum()), 2.0)
+
+
+@pytest.mark.parametrize("name", ["mc-dropout", "ensemble"])
+def test_sampling_baselines_also_serve_regression(name) -> None:
+    train, _, test, info = get_loaders("gap1d", batch_size=32, seed=0)
+    kw = {"device": "cpu", "likelihood": "normal", "optimizer": "adam", "lr": 0.01}
+    if name == "ensemble":
+        kw["num_members"] = 2
+    est = make_estimator(name, _factory(info, width=0.25), **kw).fit(train, 20)
+    samples, y = est.predict_loader(test, num_samples=4 if name == "mc-dropout" else None)
+    assert samples.loc.shape == ((4 if name == "mc-dropout" else 2), len(y))
+    assert samples.loc.std(0).mean() > 0  # the samples differ
+    constant_rmse = float((y - train.dataset.y.mean()).pow(2).mean().sqrt())
+    assert est.evaluate(test)["rmse"] < 0.8 * constant_rmse
