@@ -51,11 +51,7 @@ class WDP(CigL):
         super().__init__(net, sparsity, **kw)
 
     def predict(
-        self,
-        x: torch.Tensor,
-        num_samples: int | None = None,
-        vectorize: bool = True,
-        current: bool = False,
+        self, x: torch.Tensor, num_samples: int | None = None, **kw: Any
     ) -> PredictiveSamples:
         """The deterministic prediction (S = 1) whatever ``num_samples``: dropout is train-only."""
-        return super().predict(x, None, vectorize, current)
+        return super().predict(x, None, **kw)

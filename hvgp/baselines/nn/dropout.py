@@ -103,12 +103,11 @@ class MCDropout(RigL):
         super().__init__(add_mc_dropout(net, dropout), sparsity, **kw)
 
     def predict(
-        self,
-        x: torch.Tensor,
-        num_samples: int | None = None,
-        vectorize: bool = True,
-        current: bool = False,
+        self, x: torch.Tensor, num_samples: int | None = None, **kw: Any
     ) -> PredictiveSamples:
-        """``num_samples`` (default: the constructor's S) dropout passes, as S samples."""
+        """``num_samples`` (default: the constructor's S) dropout passes, as S samples.
+
+        :param kw: :meth:`hvgp.infer.CigL.predict`'s other keywords (``vectorize``, ``current``).
+        """
         s = self.num_samples if num_samples is None else num_samples
-        return super().predict(x, s, vectorize, current)
+        return super().predict(x, s, **kw)
