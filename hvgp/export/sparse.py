@@ -5,13 +5,14 @@ Why: a trained CigL/RigL model has exactly the target sparsity, but the masked l
 a twin whose weight is a CSR matrix holding only the entries inside its mask M, so memory
 and, at high sparsity, CPU time scale with the number of active weights.
 
-- ``Linear``: ``F.linear(x, W_csr, b)`` (sparse @ dense on the input batch).
+- ``Linear``: ``(W_csr @ x^T)^T + b`` (sparse @ dense on the transposed input batch).
 - ``Conv1d`` / ``Conv2d``: im2col. The input is padded (with the layer's ``padding_mode``),
-  unfolded into columns ``(C/groups * prod(kernel), N * L_out)`` per group, multiplied by the
-  group's CSR matrix ``(O/groups, C/groups * prod(kernel))`` and folded back. Every
-  stride / padding (incl. ``"same"``) / dilation / groups / padding-mode combination of
-  ``nn.Conv1d``/``nn.Conv2d`` is covered; no dense fallback is needed. The unfolded input is
-  ``prod(kernel)`` times the input, so convolutions gain less than linear layers.
+  unfolded (``Tensor.unfold`` per spatial dim) into columns
+  ``(C/groups * prod(kernel), N * L_out)`` per group, multiplied by the group's CSR matrix
+  ``(O/groups, C/groups * prod(kernel))`` and folded back. Every stride / padding (incl.
+  ``"same"``) / dilation / groups / padding-mode combination of ``nn.Conv1d``/``nn.Conv2d``
+  is covered; no dense fallback is needed. The unfolded input is ``prod(kernel)`` times the
+  input, so convolutions gain less than linear layers.
 
 The CSR structure is built from the mask M, not from the non-zero values, so an active
 weight that happens to be exactly 0 (e.g. just grown) stays in the structure and the mask is
@@ -138,7 +139,10 @@ class SparseLinear(SparseLayer):
                 f"input has {x.shape[-1]} features, the layer expects {self.weight_shape[1]}"
             )
         flat = x.reshape(-1, x.shape[-1])
-        out = F.linear(flat, self.weight_csr_0, self.bias)
+        # W @ x^T with a contiguous x^T: on CPU several times faster than F.linear(x, W_csr)
+        out = torch.sparse.mm(self.weight_csr_0, flat.t().contiguous()).t()
+        if self.bias is not None:
+            out = out + self.bias
         return out.reshape(*x.shape[:-1], self.weight_shape[0])
 
 
@@ -185,9 +189,22 @@ class _SparseConvNd(SparseLayer):
         ]
         return cls(layer, blocks)  # type: ignore[arg-type]
 
-    def _as_2d(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple, tuple, tuple]:
-        """Input as ``(N, C, H, W)`` and kernel / dilation / stride as pairs."""
-        return x, self.kernel_size, self.dilation, self.stride
+    def _columns(self, x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """im2col of the padded input: ``(groups, C/groups * prod(k), N * prod(out))``.
+
+        ``Tensor.unfold`` per spatial dim gives strided windows as views (dilation by
+        slicing them), so the one copy is the final reshape; ``F.unfold`` is 2-D only and,
+        for 1-D signals, several times slower.
+        """
+        nd = self.spatial_dims
+        v = x
+        for i, (k, d, s) in enumerate(zip(self.kernel_size, self.dilation, self.stride)):
+            v = v.unfold(2 + i, d * (k - 1) + 1, s)  # window dim appended last
+        v = v[(slice(None),) * (2 + nd) + tuple(slice(None, None, d) for d in self.dilation)]
+        out_shape = list(v.shape[2:2 + nd])
+        v = v.permute(1, *range(2 + nd, 2 + 2 * nd), 0, *range(2, 2 + nd))  # (C, *k, N, *out)
+        cin = self.in_channels // self.groups * math.prod(self.kernel_size)
+        return v.reshape(self.groups, cin, -1), out_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = self.spatial_dims + 2
@@ -199,38 +216,26 @@ class _SparseConvNd(SparseLayer):
         if any(self.pad):
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
             x = F.pad(x, self.pad, mode=mode)
-        x2, k, d, s = self._as_2d(x)
-        n = x2.shape[0]
-        cols = F.unfold(x2, k, dilation=d, stride=s)  # (N, C * prod(k), L)
-        out_shape = [
-            (size - di * (ki - 1) - 1) // si + 1
-            for size, ki, di, si in zip(x.shape[2:], self.kernel_size, self.dilation, self.stride)
-        ]
-        length = cols.shape[-1]
-        cin = self.in_channels // self.groups * math.prod(k)
-        cols = cols.reshape(n, self.groups, cin, length).permute(1, 2, 0, 3)
-        cols = cols.reshape(self.groups, cin, n * length)
+        n = x.shape[0]
+        cols, out_shape = self._columns(x)
         outs = [torch.sparse.mm(b, cols[i]) for i, b in enumerate(self.blocks)]
-        out = torch.cat(outs, 0).reshape(self.out_channels, n, length).transpose(0, 1)
+        out = torch.cat(outs, 0) if len(outs) > 1 else outs[0]  # (O, N * prod(out))
         if self.bias is not None:
             out = out + self.bias[:, None]
-        return out.reshape(n, self.out_channels, *out_shape)
+        out = out.reshape(self.out_channels, n, *out_shape)
+        return out.transpose(0, 1).contiguous()
 
 
 class SparseConv2d(_SparseConvNd):
-    """2-D convolution with CSR weights, computed by im2col (``F.unfold``)."""
+    """2-D convolution with CSR weights, computed by im2col."""
 
     spatial_dims = 2
 
 
 class SparseConv1d(_SparseConvNd):
-    """1-D convolution with CSR weights: the 2-D im2col on a height-1 image."""
+    """1-D convolution with CSR weights, computed by im2col."""
 
     spatial_dims = 1
-
-    def _as_2d(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple, tuple, tuple]:
-        return (x.unsqueeze(2), (1, self.kernel_size[0]), (1, self.dilation[0]),
-                (1, self.stride[0]))
 
 
 _TWINS: dict[type, type] = {
