@@ -34,6 +34,10 @@ _EXPORTS: dict[str, str] = {
     "list_datasets": "hvgp.data",
     "DatasetInfo": "hvgp.data",
     "ArrayDataset": "hvgp.data",
+    # baselines and the shared experiment path
+    "make_estimator": "hvgp.baselines.nn",
+    "compare": "hvgp.experiment",
+    "run": "hvgp.experiment",
     # evaluation
     "classification_report": "hvgp.metrics",
     "regression_report": "hvgp.metrics",
@@ -41,7 +45,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 #: sub-packages reachable as attributes (``hvgp.metrics`` etc.) without an explicit import
-_SUBMODULES = ("sparsity", "nn", "infer", "data", "metrics", "plots", "baselines", "predict")
+_SUBMODULES = ("sparsity", "nn", "infer", "data", "metrics", "plots", "baselines", "predict",
+               "experiment")
 
 
 def __getattr__(name: str) -> Any:

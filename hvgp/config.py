@@ -22,7 +22,7 @@ __all__ = ["RunConfig", "load_config", "MODELS"]
 #: model names the package can train (``hvgp train --model``)
 MODELS: tuple[str, ...] = (
     "cigl", "rigl", "set", "static", "dense", "mc-dropout", "wdp",
-    "label-smoothing", "mixup", "ensemble", "svgp", "nngp", "deepgp",
+    "label-smoothing", "mixup", "temperature", "ensemble", "svgp", "nngp", "deepgp",
 )
 
 

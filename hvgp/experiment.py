@@ -28,6 +28,10 @@ __all__ = ["RunResult", "run", "compare", "evaluate_run", "format_table", "build
 #: models trained as GPyTorch GPs on the flattened training inputs
 GP_MODELS: tuple[str, ...] = ("svgp", "nngp", "deepgp")
 
+#: estimators that wrap other estimators (several networks, or a fitted temperature): no
+#: training checkpoint and no re-evaluation from ``model.pt``
+WRAPPER_MODELS: tuple[str, ...] = ("ensemble", "temperature")
+
 #: metrics shown in tables, in order
 TABLE_METRICS: tuple[str, ...] = ("accuracy", "ece", "mce", "nll", "brier", "ood_auroc")
 
@@ -95,14 +99,18 @@ def build_estimator(cfg: RunConfig, info: Any, progress: bool = False,
     from hvgp.nn import build_model
 
     kw: dict[str, Any] = dict(
-        sparsity=cfg.sparsity, drop_rate=cfg.drop_rate, method=cfg.sparse_init,
-        delta_t=cfg.delta_t, t_end=cfg.t_end, alpha=cfg.alpha, optimizer=cfg.optimizer,
-        lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.lr_schedule,
-        average_start=cfg.averaging_start, device=cfg.device, seed=cfg.seed,
-        progress=progress,
-        likelihood="categorical" if info.task == "classification" else "normal",
+        sparsity=cfg.sparsity, method=cfg.sparse_init, delta_t=cfg.delta_t, t_end=cfg.t_end,
+        alpha=cfg.alpha, optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        schedule=cfg.lr_schedule, device=cfg.device, seed=cfg.seed, progress=progress,
     )
-    if checkpoint is not None:
+    if info.task == "regression":  # categorical is every estimator's default
+        kw["likelihood"] = "normal"
+    # the random mask belongs to CigL and W-DP only; averaging to CigL only
+    if cfg.model in ("cigl", "wdp"):
+        kw["drop_rate"] = cfg.drop_rate
+    if cfg.model == "cigl":
+        kw["average_start"] = cfg.averaging_start
+    if checkpoint is not None and cfg.model not in WRAPPER_MODELS:
         kw["checkpoint"] = checkpoint
 
     def factory() -> torch.nn.Module:
@@ -124,14 +132,21 @@ def _build_gp(cfg: RunConfig, info: Any, progress: bool) -> _LoaderGP:
     return _LoaderGP(cls(num_classes=info.num_classes, **common))
 
 
+def _prediction_nets(est: Any) -> list[torch.nn.Module]:
+    """The networks an estimator predicts with (ensembles: one per member)."""
+    if hasattr(est, "members"):
+        return [n for m in est.members for n in _prediction_nets(m)]
+    if hasattr(est, "estimator"):  # a wrapper such as TemperatureScaled
+        return _prediction_nets(est.estimator)
+    net = getattr(est, "model_", None)
+    return [] if net is None else [net]
+
+
 def _nonzero(est: Any) -> int:
-    """Non-zero parameters of the prediction network (GPs: all their parameters)."""
+    """Non-zero parameters of the prediction network(s) (GPs: all their parameters)."""
     if isinstance(est, _LoaderGP):
         return sum(int((p != 0).sum()) for p in est.gp.model.parameters())
-    net = getattr(est, "model_", None)
-    if net is None:
-        return 0
-    return sum(int((p != 0).sum()) for p in net.parameters())
+    return sum(int((p != 0).sum()) for n in _prediction_nets(est) for p in n.parameters())
 
 
 def _score(samples: PredictiveSamples, y: torch.Tensor) -> dict[str, float]:
@@ -184,10 +199,10 @@ def run(cfg: RunConfig, out: str | Path | None = None, progress: bool = False,
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt} to continue from")
     est = build_estimator(cfg, info, progress=progress, checkpoint=ckpt)
     t0 = time.perf_counter()
-    if resume:
-        est.fit(train, cfg.epochs, resume=ckpt)
-    else:
-        est.fit(train, cfg.epochs)
+    fit_kw: dict[str, Any] = {"resume": ckpt} if resume else {}
+    if cfg.model == "temperature":
+        fit_kw["val_loader"] = val  # the temperature is fitted on the validation split
+    est.fit(train, cfg.epochs, **fit_kw)
     train_s = time.perf_counter() - t0
     num_samples = None if cfg.num_samples <= 1 and cfg.model not in GP_MODELS else cfg.num_samples
     t0 = time.perf_counter()
@@ -206,10 +221,13 @@ def run(cfg: RunConfig, out: str | Path | None = None, progress: bool = False,
 def _save_run(folder: Path, result: RunResult) -> None:
     (folder / "metrics.json").write_text(json.dumps(result.row(), indent=2) + "\n")
     est = result.estimator
-    state = est.state_dict() if hasattr(est, "state_dict") else est.model_.state_dict()
+    if hasattr(est, "state_dict"):
+        states = [est.state_dict()]
+    else:
+        states = [net.state_dict() for net in _prediction_nets(est)]
     from hvgp.infer import save_checkpoint
 
-    save_checkpoint(folder / "model.pt", {"state": state, "config": result.config.to_dict()})
+    save_checkpoint(folder / "model.pt", {"states": states, "config": result.config.to_dict()})
     if result.samples is not None and result.samples.is_classification:
         from hvgp.plots import reliability_grid
 
@@ -235,18 +253,16 @@ def evaluate_run(folder: str | Path, data: str | None = None, shift: bool = Fals
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a finished run: {name} is missing")
     cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    if cfg.model in GP_MODELS:
-        raise ValueError("re-evaluating a saved GP run is not supported; re-run it instead")
+    if cfg.model in GP_MODELS + WRAPPER_MODELS:
+        raise ValueError(f"re-evaluating a saved {cfg.model!r} run is not supported (it holds "
+                         "several networks or a GP); its metrics.json has the scores")
     name = data or cfg.data
     if shift:
         name = f"{name}-shift"
     _, _, test, info = get_loaders(name, batch_size=512, seed=cfg.seed)
     est = build_estimator(cfg, info)
-    state = load_checkpoint(folder / "model.pt")["state"]
-    if hasattr(est, "load_state_dict"):
-        est.load_state_dict(state)
-    else:
-        est.net.load_state_dict(state)
+    (state,) = load_checkpoint(folder / "model.pt")["states"]
+    est.net.load_state_dict(state)
     ns = num_samples if num_samples is not None else (
         None if cfg.num_samples <= 1 else cfg.num_samples)
     samples, y = est.predict_loader(test, num_samples=ns)
@@ -259,7 +275,10 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
             ) -> list[RunResult]:
     """Train and score every model on the same data splits and seeds.
 
-    :param overrides: per-model config changes, e.g. ``{"dense": {"sparsity": 0.0}}``.
+    ``dense`` and the GPs run at sparsity 0; every other baseline (MC dropout, mixup...) is
+    applied to a sparse network of ``base.sparsity``, as in the CigL paper's comparisons.
+
+    :param overrides: per-model config changes, e.g. ``{"mc-dropout": {"sparsity": 0.0}}``.
     :param out: folder for one sub-folder per run, ``results.json``, ``table.md`` and a
         reliability-diagram grid (seed ``seeds[0]``) ``reliability.png``.
     """
@@ -269,7 +288,7 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
     for model in models:
         for seed in seeds:
             changes = {"model": model, "data": data, "seed": int(seed)}
-            if model in ("dense", "mc-dropout", "label-smoothing", "mixup", "ensemble") + GP_MODELS:
+            if model in ("dense", *GP_MODELS):  # the rest share the sparsity, as in the paper
                 changes["sparsity"] = 0.0
             changes.update(overrides.get(model, {}))
             cfg = base.updated(**changes)

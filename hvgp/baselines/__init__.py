@@ -1,6 +1,8 @@
 """Baselines that hvgp's sparse Bayesian networks are compared against.
 
-``hvgp.baselines.gp``: GPyTorch GPs (exact, SVGP, deep GP, DSPP, NNGP kernel). Names are
+``hvgp.baselines.gp``: GPyTorch GPs (exact, SVGP, deep GP, DSPP, NNGP kernel).
+``hvgp.baselines.nn``: dense, MC dropout, W-DP, label smoothing, mixup, temperature scaling,
+deep ensembles — each a thin layer on the CigL/RigL estimator. Names are
 imported lazily so that importing this package does not import GPyTorch.
 """
 
@@ -21,6 +23,15 @@ _EXPORTS: dict[str, str] = {
     "NNGPKernel": "hvgp.baselines.gp",
     "NNGPRegressor": "hvgp.baselines.gp",
     "NNGPClassifier": "hvgp.baselines.gp",
+    "make_estimator": "hvgp.baselines.nn",
+    "ESTIMATORS": "hvgp.baselines.nn",
+    "Dense": "hvgp.baselines.nn",
+    "WDP": "hvgp.baselines.nn",
+    "MCDropout": "hvgp.baselines.nn",
+    "LabelSmoothing": "hvgp.baselines.nn",
+    "Mixup": "hvgp.baselines.nn",
+    "TemperatureScaled": "hvgp.baselines.nn",
+    "DeepEnsemble": "hvgp.baselines.nn",
 }
 
 

@@ -1,0 +1,45 @@
+"""The shared experiment path: every model name trains, predicts and is scored the same way."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hvgp.config import MODELS, RunConfig
+from hvgp.experiment import GP_MODELS, compare, format_table, run
+
+NEURAL = [m for m in MODELS if m not in GP_MODELS]
+BASE = RunConfig(data="moons", arch="mlp", width=0.25, epochs=2, batch_size=64, device="cpu",
+                 sparsity=0.0)
+
+
+@pytest.mark.parametrize("model", NEURAL)
+def test_every_neural_model_runs_through_the_same_path(model: str) -> None:
+    sparse = model not in ("dense", "ensemble", "temperature")
+    res = run(BASE.updated(model=model, sparsity=0.8 if sparse else 0.0), shift=False)
+    m = res.metrics
+    assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["ece"] <= 1.0 and math.isfinite(m["nll"])
+    assert res.sparsity == pytest.approx(0.8 if sparse else 0.0, abs=0.02)
+    assert res.train_seconds > 0 and res.nonzero_params > 0
+
+
+def test_rigl_in_a_comparison_has_no_random_mask_and_cigl_does() -> None:
+    results = compare(["cigl", "rigl"], "moons", seeds=[0], base=BASE.updated(sparsity=0.5))
+    cigl, rigl = (r.estimator for r in results)
+    assert set(cigl.bnn.drop_rates.values()) == {BASE.drop_rate}
+    assert set(rigl.bnn.drop_rates.values()) == {0.0}
+    assert cigl.config["averaging"] and not rigl.config["averaging"]
+
+
+def test_gp_models_go_through_the_same_path() -> None:
+    res = run(BASE.updated(model="svgp", epochs=30), shift=False)
+    assert res.metrics["accuracy"] > 0.7
+    assert "| svgp |" in format_table([res])
+
+
+def test_mnist1d_run_reports_shift_metrics() -> None:
+    res = run(RunConfig(model="rigl", data="mnist1d", arch="mlp", width=0.25, epochs=1,
+                        device="cpu", sparsity=0.5))
+    assert {"shift_accuracy", "shift_ece", "ood_auroc"} <= set(res.metrics)
+    assert 0.0 <= res.metrics["ood_auroc"] <= 1.0
