@@ -1,0 +1,191 @@
+"""CigL vs RigL (+ dense reference) across sparsity: ECE, accuracy, NLL, Brier over seeds.
+
+Settings (each trained through :func:`hvgp.experiment.run`, same splits and seeds for every
+method; CigL and RigL share every hyper-parameter except the random mask and averaging):
+
+- ``cnn1d``: MNIST-1D, 1-D CNN at ``--width``, sparsity 80/90/95/99 %;
+- ``mlp``: MNIST-1D, MLP, same sparsities;
+- ``digits``: scikit-learn digits, MLP, same sparsities;
+- ``width``: the CNN at each of ``--widths`` and 80/90 % (over-parameterisation vs gain).
+
+Writes ``benchmarks/results/calibration_vs_sparsity.{json,md,png}``: every run, a paired
+bootstrap CI of ECE(CigL) - ECE(RigL) per seed, the paper-shaped ECE-reduction tables and
+the ECE-vs-sparsity plot. ``--resume`` skips runs already in the JSON.
+
+    .venv/bin/python benchmarks/calibration_vs_sparsity.py            # ~25 min on 1 thread
+    .venv/bin/python benchmarks/calibration_vs_sparsity.py --quick    # seconds (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as C
+
+from hvgp.config import RunConfig
+
+OUT = C.RESULTS / "calibration_vs_sparsity"
+
+
+def settings(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The (data, arch, width, sparsities, epochs) combinations to sweep, in run order."""
+    out = []
+    for name in args.settings:
+        if name == "cnn1d":
+            out.append(dict(name=f"mnist1d/cnn1d w{args.width:g}", data="mnist1d", arch="cnn1d",
+                            width=args.width, sparsities=args.sparsities, epochs=args.epochs))
+        elif name == "mlp":
+            out.append(dict(name="mnist1d/mlp", data="mnist1d", arch="mlp", width=1.0,
+                            sparsities=args.sparsities, epochs=args.epochs))
+        elif name == "digits":
+            out.append(dict(name="digits/mlp", data="digits", arch="mlp", width=1.0,
+                            sparsities=args.sparsities, epochs=args.digits_epochs))
+        elif name == "width":
+            for w in args.widths:
+                out.append(dict(name=f"mnist1d/cnn1d w{w:g}", data="mnist1d", arch="cnn1d",
+                                width=w, sparsities=args.width_sparsities, epochs=args.epochs,
+                                seeds=args.width_seeds))
+        else:
+            raise ValueError(f"unknown setting {name!r}; valid: cnn1d, mlp, digits, width")
+    return out
+
+
+def sweep(args: argparse.Namespace, results: C.ResultFile) -> None:
+    """Train every (setting, sparsity, seed, method) once; RigL/CigL pairs get a paired CI."""
+    from hvgp.metrics import bootstrap_ece_diff
+
+    base = RunConfig(device=args.device, lr=args.lr, weight_decay=args.weight_decay,
+                     averaging_start=args.averaging_start, val_fraction=args.val_fraction)
+    ci = results.extra.setdefault("ece_diff_ci", [])
+    for st in settings(args):
+        seeds = st.get("seeds") or args.seeds
+        plan = [(s, seed, m) for s in st["sparsities"] for seed in seeds
+                for m in ("RigL", "CigL")]
+        if args.dense and not st.get("seeds"):
+            plan += [(0.0, seed, "dense") for seed in seeds]
+        rigl_probs: dict[tuple[float, int], Any] = {}
+        for sparsity, seed, method in plan:
+            key = dict(setting=st["name"], method=method, sparsity_target=sparsity,
+                       seed=seed, epochs=st["epochs"])
+            if results.find(**key):
+                continue
+            cfg = C.method_config(base, method, args.drop_rate, data=st["data"],
+                                  arch=st["arch"], width=st["width"], sparsity=sparsity,
+                                  epochs=st["epochs"], seed=seed)
+            t0 = time.perf_counter()
+            rec, res = C.scored_run(cfg)
+            rec.update(key)
+            results.add(rec)
+            print(f"[{st['name']}] {method:5s} s={sparsity:.2f} seed {seed}: "
+                  f"acc {rec['accuracy']:.4f} ece {rec['ece']:.4f} nll {rec['nll']:.4f} "
+                  f"brier {rec['brier']:.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+            if method == "RigL":
+                rigl_probs[sparsity, seed] = res.samples.mean()
+            elif method == "CigL" and (sparsity, seed) in rigl_probs:
+                d, lo, hi = bootstrap_ece_diff(res.samples.mean(), rigl_probs.pop((sparsity, seed)),
+                                               res.labels, n_boot=args.n_boot, seed=seed)
+                ci.append({**key, "method": "CigL-RigL", "ece_diff": d, "lo": lo, "hi": hi})
+                results.save()
+
+
+def report(args: argparse.Namespace, results: C.ResultFile) -> str:
+    """Markdown tables (one per setting) and the plot; returns the markdown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hvgp.plots import calibration_vs_sparsity
+
+    parts, summary = [], {}
+    for st in settings(args):
+        runs = C.select(results.runs, setting=st["name"], epochs=st["epochs"])
+        table, nums = C.reduction_table(runs, st["sparsities"])
+        if not nums:
+            continue
+        dense = C.select(runs, method="dense")
+        note = ""
+        if dense:
+            note = (f"\nDense reference ({len(dense)} seeds): ECE "
+                    f"{C.fmt([r['ece'] for r in dense])}, accuracy "
+                    f"{C.fmt([r['accuracy'] for r in dense], 2, 100)} %, NLL "
+                    f"{C.fmt([r['nll'] for r in dense], 3)}.\n")
+        cis = [c for c in results.extra.get("ece_diff_ci", []) if c["setting"] == st["name"]
+               and c["epochs"] == st["epochs"]]
+        sig = sum(c["hi"] < 0 for c in cis)
+        ci_note = (f"Paired bootstrap (test set, 95 %): ECE(CigL) < ECE(RigL) significantly in "
+                   f"{sig} of {len(cis)} (sparsity, seed) pairs.\n") if cis else ""
+        parts.append(f"### {st['name']} ({st['epochs']} epochs)\n\n{table}\n{note}{ci_note}")
+        summary[st["name"]] = nums
+    results.save(summary=summary)
+    records = [{"method": r["method"] if r["setting"] == f"mnist1d/cnn1d w{args.width:g}"
+                else f"{r['method']} ({r['setting']})", "sparsity": r["sparsity_target"],
+                "ece": r["ece"]}
+               for r in results.runs if r["method"] in ("RigL", "CigL")
+               and r["setting"] in (f"mnist1d/cnn1d w{args.width:g}", "mnist1d/mlp")]
+    if records:
+        fig = _plot(records, calibration_vs_sparsity)
+        fig.savefig(OUT.with_suffix(".png"), dpi=120)
+        plt.close(fig)
+    md = "\n".join(parts)
+    OUT.with_suffix(".md").write_text(md + "\n")
+    return md
+
+
+def _plot(records: list[dict[str, Any]], plot: Any) -> Any:
+    """ECE against sparsity per method (mean ± std over seeds), titled with the data set."""
+    fig = plot(records, metric="ece")
+    fig.axes[0].set_title("MNIST-1D: ECE vs sparsity (mean ± std over seeds)", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", nargs="+", default=["cnn1d", "mlp", "digits", "width"])
+    ap.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.99])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=30, help="MNIST-1D epochs")
+    ap.add_argument("--digits-epochs", type=int, default=40)
+    ap.add_argument("--width", type=float, default=1.0, help="width of the main CNN sweep")
+    ap.add_argument("--widths", type=float, nargs="+", default=[0.5, 2.0])
+    ap.add_argument("--width-sparsities", type=float, nargs="+", default=[0.8, 0.9])
+    ap.add_argument("--width-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--drop-rate", type=float, default=0.01, help="CigL's random-mask rate p")
+    ap.add_argument("--averaging-start", type=float, default=0.8)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--val-fraction", type=float, default=0.0,
+                    help="nothing is tuned here, so all training data are used (as helper "
+                         "benchmark cigl_vs_rigl_mnist1d does)")
+    ap.add_argument("--no-dense", dest="dense", action="store_false")
+    ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resume", action="store_true", help="skip runs already in the JSON")
+    ap.add_argument("--report-only", action="store_true", help="rebuild tables/plot from JSON")
+    ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (seconds)")
+    ap.add_argument("--out", default=None, help="result path stem (default results/...)")
+    args = ap.parse_args()
+    global OUT
+    if args.quick:
+        args.epochs, args.digits_epochs, args.seeds = 2, 2, [0]
+        args.sparsities, args.width_sparsities, args.widths = [0.9], [0.9], [0.5]
+        args.width_seeds = [0]
+        args.n_boot = 50
+        OUT = Path("/tmp/hvgp_bench_quick/calibration_vs_sparsity")
+    if args.out:
+        OUT = Path(args.out)
+    C.setup_threads(args.threads)
+    results = C.ResultFile(OUT.with_suffix(".json"), vars(args).copy(),
+                           resume=args.resume or args.report_only)
+    if not args.report_only:
+        sweep(args, results)
+    print(report(args, results))
+
+
+if __name__ == "__main__":
+    main()
