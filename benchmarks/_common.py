@@ -29,13 +29,13 @@ RESULTS = Path(__file__).parent / "results"
 METRICS: tuple[str, ...] = ("accuracy", "ece", "nll", "brier")
 
 #: method name -> RunConfig changes. ``p`` is filled in with the random-mask rate.
-#: RigL sets drop_rate=0 explicitly: RunConfig's default drop_rate (0.01) would otherwise
-#: give "rigl" a random mask (the "random mask only" ablation, not RigL).
+#: "random mask only" is W-DP at sparsity > 0 (RigL + the random mask, no averaging);
+#: "averaging only" is CigL with p = 0. drop_rate=0 is spelled out where it is meant.
 METHODS: dict[str, Callable[[float], dict[str, Any]]] = {
     "RigL": lambda p: {"model": "rigl", "drop_rate": 0.0},
     "CigL": lambda p: {"model": "cigl", "drop_rate": p},
     "dense": lambda p: {"model": "dense", "drop_rate": 0.0, "sparsity": 0.0},
-    "random mask only": lambda p: {"model": "rigl", "drop_rate": p},
+    "random mask only": lambda p: {"model": "wdp", "drop_rate": p},
     "averaging only": lambda p: {"model": "cigl", "drop_rate": 0.0},
 }
 

@@ -19,6 +19,7 @@ the ECE-vs-sparsity plot. ``--resume`` skips runs already in the JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def settings(args: argparse.Namespace) -> list[dict[str, Any]]:
                             width=args.width, sparsities=args.sparsities, epochs=args.epochs))
         elif name == "mlp":
             out.append(dict(name="mnist1d/mlp", data="mnist1d", arch="mlp", width=1.0,
-                            sparsities=args.sparsities, epochs=args.epochs))
+                            sparsities=args.sparsities, epochs=args.mlp_epochs))
         elif name == "digits":
             out.append(dict(name="digits/mlp", data="digits", arch="mlp", width=1.0,
                             sparsities=args.sparsities, epochs=args.digits_epochs))
@@ -148,7 +149,10 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", default=["cnn1d", "mlp", "digits", "width"])
     ap.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.99])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=30, help="MNIST-1D epochs")
+    ap.add_argument("--epochs", type=int, default=100,
+                    help="CNN epochs (100: the budget on which helper benchmark "
+                         "cigl_vs_rigl_mnist1d found CigL's gain)")
+    ap.add_argument("--mlp-epochs", type=int, default=50)
     ap.add_argument("--digits-epochs", type=int, default=40)
     ap.add_argument("--width", type=float, default=1.0, help="width of the main CNN sweep")
     ap.add_argument("--widths", type=float, nargs="+", default=[0.5, 2.0])
@@ -167,12 +171,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true", help="skip runs already in the JSON")
     ap.add_argument("--report-only", action="store_true", help="rebuild tables/plot from JSON")
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="result JSONs of other invocations (e.g. a parallel width sweep) to "
+                         "fold into this one before reporting")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (seconds)")
     ap.add_argument("--out", default=None, help="result path stem (default results/...)")
     args = ap.parse_args()
     global OUT
     if args.quick:
-        args.epochs, args.digits_epochs, args.seeds = 2, 2, [0]
+        args.epochs, args.mlp_epochs, args.digits_epochs, args.seeds = 2, 2, 2, [0]
         args.sparsities, args.width_sparsities, args.widths = [0.9], [0.9], [0.5]
         args.width_seeds = [0]
         args.n_boot = 50
@@ -182,6 +189,12 @@ def main() -> None:
     C.setup_threads(args.threads)
     results = C.ResultFile(OUT.with_suffix(".json"), vars(args).copy(),
                            resume=args.resume or args.report_only)
+    for path in args.merge:
+        other = json.loads(Path(path).read_text())
+        results.runs += [r for r in other["runs"] if r not in results.runs]
+        ci = results.extra.setdefault("ece_diff_ci", [])
+        ci += [c for c in other["extra"].get("ece_diff_ci", []) if c not in ci]
+        results.extra["commands"] += other["extra"].get("commands", [])
     if not args.report_only:
         sweep(args, results)
     print(report(args, results))

@@ -1,0 +1,126 @@
+"""The paper's ablation: random mask and weight averaging, each alone and together, and p.
+
+MNIST-1D, 1-D CNN, one sparsity (90 % by default), 2 seeds, 100 epochs, 10 % of the training data held
+out as the validation split. Steps:
+
+1. drop rate p in ``--drop-rates`` (CigL = random mask + averaging): pick p by the mean
+   *validation* ECE (NLL as the tie-break view); the test split is only reported;
+2. with the chosen p: RigL (neither), random mask only (drop_rate=p, no averaging),
+   averaging only (drop_rate=0, averaging), both (CigL).
+
+Writes ``benchmarks/results/ablation.{json,md}``. ``--resume`` skips runs already stored.
+
+    .venv/bin/python benchmarks/ablation.py            # ~20 min on 1 thread
+    .venv/bin/python benchmarks/ablation.py --quick    # seconds (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as C
+
+from hvgp.config import RunConfig
+
+OUT = C.RESULTS / "ablation"
+VARIANTS = ("RigL", "random mask only", "averaging only", "CigL")
+
+
+def train(results: C.ResultFile, base: RunConfig, method: str, p: float, seed: int,
+          ) -> dict[str, Any]:
+    """One run (or the stored one), scored on validation and test."""
+    key = dict(method=method, drop_rate_p=p, seed=seed, epochs=base.epochs,
+               sparsity_target=base.sparsity)
+    old = results.find(**key)
+    if old is not None:
+        return old
+    cfg = C.method_config(base, method, p, seed=seed)
+    t0 = time.perf_counter()
+    rec, _ = C.scored_run(cfg, validation=True)
+    rec.update(key)
+    results.add(rec)
+    print(f"{method:16s} p={p:<6g} seed {seed}: val ece {rec['val_ece']:.4f} nll "
+          f"{rec['val_nll']:.4f} | test acc {rec['accuracy']:.4f} ece {rec['ece']:.4f} "
+          f"({time.perf_counter() - t0:.0f}s)", flush=True)
+    return rec
+
+
+def mean(runs: list[dict[str, Any]], k: str) -> float:
+    return statistics.fmean(r[k] for r in runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--drop-rates", type=float, nargs="+", default=[0.005, 0.01, 0.05, 0.1])
+    ap.add_argument("--select-by", choices=["val_ece", "val_nll"], default="val_ece")
+    ap.add_argument("--sparsity", type=float, default=0.9)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--arch", default="cnn1d")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--data", default="mnist1d")
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (seconds)")
+    args = ap.parse_args()
+    out = OUT
+    if args.quick:
+        args.epochs, args.seeds, args.drop_rates = 2, [0], [0.01, 0.1]
+        out = Path("/tmp/hvgp_bench_quick/ablation")
+    C.setup_threads(args.threads)
+    results = C.ResultFile(out.with_suffix(".json"), vars(args).copy(), resume=args.resume)
+    base = RunConfig(data=args.data, arch=args.arch, width=args.width, sparsity=args.sparsity,
+                     epochs=args.epochs, val_fraction=args.val_fraction, device=args.device)
+
+    # 1. p on the validation split
+    by_p = {p: [train(results, base, "CigL", p, s) for s in args.seeds] for p in args.drop_rates}
+    crit = args.select_by
+    chosen = min(by_p, key=lambda p: mean(by_p[p], crit))
+    other = "val_nll" if crit == "val_ece" else "val_ece"
+    lines = [f"### Drop rate p (CigL, {100 * args.sparsity:g} % sparsity, selected by mean "
+             f"{crit.replace('_', ' ')})", "",
+             "| p | val ECE | val NLL | test ECE | test acc (%) | test NLL | test Brier | |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p, runs in by_p.items():
+        mark = "**chosen**" if p == chosen else ""
+        lines.append(
+            f"| {p:g} | {C.fmt([r['val_ece'] for r in runs])} "
+            f"| {C.fmt([r['val_nll'] for r in runs], 3)} | {C.fmt([r['ece'] for r in runs])} "
+            f"| {C.fmt([r['accuracy'] for r in runs], 2, 100)} "
+            f"| {C.fmt([r['nll'] for r in runs], 3)} | {C.fmt([r['brier'] for r in runs], 3)} "
+            f"| {mark} |")
+    alt = min(by_p, key=lambda p: mean(by_p[p], other))
+    lines.append(f"\np chosen by {crit}: {chosen:g}; by {other} it would be {alt:g}.\n")
+
+    # 2. the four variants at the chosen p
+    var = {m: [train(results, base, m, chosen if m != "RigL" else 0.0, s) for s in args.seeds]
+           if m != "CigL" else by_p[chosen] for m in VARIANTS}
+    rig = mean(var["RigL"], "ece")
+    lines += [f"### Ablation at p = {chosen:g} ({len(args.seeds)} seeds, {args.epochs} epochs)",
+              "", "| variant | random mask | averaging | val ECE | test ECE | ECE vs RigL "
+              "| test acc (%) | test NLL | test Brier |", "|---|---|---|---|---|---|---|---|---|"]
+    flags = {"RigL": ("no", "no"), "random mask only": ("yes", "no"),
+             "averaging only": ("no", "yes"), "CigL": ("yes", "yes")}
+    for m, runs in var.items():
+        red = 1 - mean(runs, "ece") / rig
+        lines.append(
+            f"| {m} | {flags[m][0]} | {flags[m][1]} | {C.fmt([r['val_ece'] for r in runs])} "
+            f"| {C.fmt([r['ece'] for r in runs])} | {-100 * red:+.1f} % "
+            f"| {C.fmt([r['accuracy'] for r in runs], 2, 100)} "
+            f"| {C.fmt([r['nll'] for r in runs], 3)} | {C.fmt([r['brier'] for r in runs], 3)} |")
+    md = "\n".join(lines)
+    results.save(chosen_p=chosen, selected_by=crit, alternative_p=alt,
+                 summary={m: {k: mean(runs, k) for k in ("val_ece", "ece", "accuracy", "nll",
+                                                        "brier")} for m, runs in var.items()})
+    out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
