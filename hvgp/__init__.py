@@ -38,6 +38,14 @@ _EXPORTS: dict[str, str] = {
     "make_estimator": "hvgp.baselines.nn",
     "compare": "hvgp.experiment",
     "run": "hvgp.experiment",
+    # export, safety, scale-out
+    "to_sparse": "hvgp.export",
+    "save_model": "hvgp.export",
+    "load_model": "hvgp.export",
+    "ArchSpec": "hvgp.export",
+    "CorruptCheckpointError": "hvgp.infer.checkpoint",
+    "UnsafeCheckpointError": "hvgp.infer.checkpoint",
+    "fit_distributed": "hvgp.distributed",
     # evaluation
     "classification_report": "hvgp.metrics",
     "regression_report": "hvgp.metrics",

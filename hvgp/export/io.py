@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +27,12 @@ import torch
 from torch import nn
 
 from hvgp.export.sparse import csr_tensor, to_sparse
-from hvgp.infer.checkpoint import save_checkpoint
+from hvgp.infer.checkpoint import (
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    read_weights_only,
+    save_checkpoint,
+)
 from hvgp.nn import build_model, masked_layers
 from hvgp.utils import resolve_device
 
@@ -44,14 +47,6 @@ __all__ = [
 
 FORMATS = ("hvgp-sparse", "hvgp-masked")
 VERSION = 1
-
-
-class CorruptCheckpointError(ValueError):
-    """The file is truncated, corrupt or not a torch file at all."""
-
-
-class UnsafeCheckpointError(ValueError):
-    """The file would need to unpickle arbitrary objects (run code) to load: refused."""
 
 
 @dataclass(frozen=True)
@@ -92,53 +87,6 @@ class ArchSpec:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
         return d
-
-
-def read_weights_only(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with errors that say what is wrong with the file.
-
-    :raises FileNotFoundError: no such file.
-    :raises UnsafeCheckpointError: the file references Python objects beyond tensors and
-        plain containers (e.g. a crafted ``__reduce__`` payload); nothing from it was run.
-    :raises CorruptCheckpointError: truncated, empty, corrupt (a record's CRC32 does not
-        match: torch itself does not check them) or not a torch file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    if isinstance(map_location, str) and map_location != "cpu":
-        map_location = resolve_device(map_location)  # clear error for CUDA without CUDA
-    if zipfile.is_zipfile(path):  # torch's format: verify every record's CRC32 first
-        try:
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            bad = f"unreadable archive ({err})"
-        if bad is not None:
-            raise CorruptCheckpointError(
-                f"{str(path)!r} is corrupt: record {bad!r} fails its CRC check"
-            )
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        msg = str(err)
-        if "Unsupported global" in msg:
-            what = next((ln.strip() for ln in msg.splitlines() if "Unsupported global" in ln), "")
-            raise UnsafeCheckpointError(
-                f"refusing to load {str(path)!r}: it is not a weights-only file and loading it "
-                f"would run code from it ({what.split(' was not')[0]}). Nothing was executed."
-            ) from None
-        raise CorruptCheckpointError(
-            f"{str(path)!r} is not a valid torch checkpoint (corrupt, truncated or another "
-            f"format): {msg.splitlines()[-1] if msg else 'unpickling failed'}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise CorruptCheckpointError(
-            f"{str(path)!r} is corrupt or truncated and cannot be read "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty file'})"
-        ) from None
 
 
 def _network(model: Any) -> nn.Module:

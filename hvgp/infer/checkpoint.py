@@ -9,15 +9,35 @@ them without unpickling arbitrary objects.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
+from hvgp.utils import resolve_device
+
+__all__ = [
+    "CorruptCheckpointError",
+    "UnsafeCheckpointError",
+    "get_rng_state",
+    "load_checkpoint",
+    "read_weights_only",
+    "save_checkpoint",
+    "set_rng_state",
+]
+
+
+class CorruptCheckpointError(ValueError):
+    """The file is truncated, corrupt or not a torch file at all."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """The file would need to unpickle arbitrary objects (run code) to load: refused."""
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -38,12 +58,57 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+def read_weights_only(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that say what is wrong with the file.
+
+    :raises FileNotFoundError: no such file.
+    :raises UnsafeCheckpointError: the file references Python objects beyond tensors and
+        plain containers (e.g. a crafted ``__reduce__`` payload); nothing from it was run.
+    :raises CorruptCheckpointError: truncated, empty, corrupt (a record's CRC32 does not
+        match: torch itself does not check them) or not a torch file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(map_location, str) and map_location != "cpu":
+        map_location = resolve_device(map_location)  # clear error for CUDA without CUDA
+    if zipfile.is_zipfile(path):  # torch's format: verify every record's CRC32 first
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            bad = f"unreadable archive ({err})"
+        if bad is not None:
+            raise CorruptCheckpointError(
+                f"{str(path)!r} is corrupt: record {bad!r} fails its CRC check"
+            )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        msg = str(err)
+        if "Unsupported global" in msg:
+            what = next((ln.strip() for ln in msg.splitlines() if "Unsupported global" in ln), "")
+            raise UnsafeCheckpointError(
+                f"refusing to load {str(path)!r}: it is not a weights-only file and loading it "
+                f"would run code from it ({what.split(' was not')[0]}). Nothing was executed."
+            ) from None
+        raise CorruptCheckpointError(
+            f"{str(path)!r} is not a valid torch checkpoint (corrupt, truncated or another "
+            f"format): {msg.splitlines()[-1] if msg else 'unpickling failed'}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise CorruptCheckpointError(
+            f"{str(path)!r} is corrupt or truncated and cannot be read "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty file'})"
+        ) from None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint safely: :func:`read_weights_only` (CRC-checked, tensors and
+    plain containers only; clear errors for missing, corrupt or unsafe files)."""
+    return read_weights_only(path, map_location)
 
 
 def get_rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:

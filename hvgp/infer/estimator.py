@@ -179,6 +179,8 @@ class CigL:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         c = self.config
         n = len(train_loader.dataset)
+        if n == 0:
+            raise ValueError("the training data set is empty: nothing to fit")
         steps_per_epoch = len(train_loader)
         total = epochs * steps_per_epoch
         self.bnn.data_size = n

@@ -27,6 +27,11 @@ class Likelihood(nn.Module):
         """The per-point observation distribution for network output ``out``."""
         raise NotImplementedError
 
+    def check_targets(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Refuse targets this likelihood cannot observe, with a message naming them."""
+        if y.is_floating_point() and not torch.isfinite(y).all():
+            raise ValueError("targets contain NaN/inf (non-finite) values")
+
     def forward(
         self, out: torch.Tensor, y: torch.Tensor | None = None, data_size: int | None = None
     ) -> torch.Tensor:
@@ -35,6 +40,8 @@ class Likelihood(nn.Module):
         size = n if data_size is None else int(data_size)
         if size < n:
             raise ValueError(f"data_size={size} is smaller than the minibatch ({n} points)")
+        if y is not None:
+            self.check_targets(out, y)
         with pyro.plate("data", size=size, subsample=torch.arange(n, device=out.device)):
             return pyro.sample("obs", self.distribution(out), obs=y)
 
@@ -46,6 +53,14 @@ class CategoricalLikelihood(Likelihood):
 
     def distribution(self, out: torch.Tensor) -> dist.Distribution:
         return dist.Categorical(logits=out)
+
+    def check_targets(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        c = out.shape[-1]
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class indices in [0, {c}), got {y.dtype}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
+            raise ValueError(f"labels must be class indices in [0, {c}), got min {int(y.min())} "
+                             f"max {int(y.max())}")
 
 
 class GaussianLikelihood(Likelihood):

@@ -129,6 +129,9 @@ class Trainer:
         """One SVI step; returns the loss (negative ELBO / N) as a float."""
         device = self.device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            raise ValueError(f"input batch at step {self.step} contains NaN/inf (non-finite) "
+                             "values; clean the data set before training")
         self.bnn.train()
         self.optimizer.zero_grad(set_to_none=False)
         recorder = _SiteRecorder(self.bnn.mask_sites)
