@@ -217,3 +217,17 @@ def test_systematic_resample_counts_are_floor_or_ceil_of_expected(w: list[float]
     expected = torch.softmax(lw, 0) * s
     assert counts.sum() == s
     assert ((counts - expected).abs() < 1.0 + 1e-9).all()
+
+
+def test_named_kernels_start_at_the_median_distance_of_the_inputs() -> None:
+    """High-dimensional inputs must not start out uncorrelated (GPyTorch's 0.69 default)."""
+    from hvgp.baselines.gp._common import make_kernel, median_distance
+
+    x = torch.randn(200, 40, dtype=torch.float64)
+    k = make_kernel("rbf", 40, ard=True, x=x)
+    d = torch.cdist(x, x)
+    expected = d[~torch.eye(200, dtype=torch.bool)].median()
+    assert median_distance(x) == pytest.approx(float(expected))
+    assert torch.allclose(k.base_kernel.lengthscale, expected.to(k.base_kernel.lengthscale))
+    corr = k.base_kernel(x[:2], x[2:4]).to_dense()
+    assert corr.min() > 0.05  # neighbours in a 40-d space still covary

@@ -85,7 +85,7 @@ class ExactGPRegressor(GPEstimator):
         self.likelihood: gpytorch.likelihoods.GaussianLikelihood | None = None
 
     def _build(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        covar = make_kernel(self.kernel, x.shape[1], self.ard)
+        covar = make_kernel(self.kernel, x.shape[1], self.ard, x=x)
         if isinstance(self.kernel, str):
             if self.outputscale is not None:
                 covar.outputscale = self.outputscale

@@ -115,7 +115,7 @@ class SVGPClassifier(GPEstimator):
     def _build(self, x: torch.Tensor, num_classes: int) -> None:
         z = kmeans_inducing_points(x, self.num_inducing, self.seed)
         batch = torch.Size([num_classes]) if isinstance(self.kernel, str) else torch.Size()
-        covar = make_kernel(self.kernel, x.shape[1], self.ard, batch_shape=batch)
+        covar = make_kernel(self.kernel, x.shape[1], self.ard, batch_shape=batch, x=x)
         self.model = SVGPModel(z, num_classes, covar).to(device=self.device, dtype=self.dtype)
         self.likelihood = softmax_likelihood(num_classes).to(device=self.device, dtype=self.dtype)
         for p in self.model.covar_module.parameters():
