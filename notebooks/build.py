@@ -8,6 +8,7 @@ outputs (plots visible on GitHub).
     .venv/bin/python notebooks/build.py                 # write the notebooks, no outputs
     .venv/bin/python notebooks/build.py --execute       # write and execute all (full mode)
     HVGP_QUICK=1 .venv/bin/python notebooks/build.py --execute --only 01   # quick, one notebook
+    .venv/bin/python notebooks/build.py --refresh-markdown   # new prose, keep code outputs
 
 Execution uses the ``python3`` kernel spec, which jupyter_client resolves to the interpreter
 running this script (the project venv), with ``MPLBACKEND=Agg`` and one thread per library
@@ -82,14 +83,36 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 1200) -> float:
     return time.perf_counter() - t0
 
 
+def refresh_markdown(stem: str) -> nbformat.NotebookNode:
+    """The committed notebook with its markdown cells replaced by the current sources.
+
+    Only allowed when every code cell is unchanged, so the kept outputs still belong to
+    the code that produced them.
+    """
+    path = HERE / f"{stem}.ipynb"
+    old, new = nbformat.read(path, as_version=4), build(stem)
+    shape = [(c.cell_type, c.source if c.cell_type == "code" else None) for c in old.cells]
+    if shape != [(c.cell_type, c.source if c.cell_type == "code" else None) for c in new.cells]:
+        raise ValueError(f"{path.name}: code cells changed; re-execute it instead")
+    for cell, fresh in zip(old.cells, new.cells):
+        if cell.cell_type == "markdown":
+            cell.source = fresh.source
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--execute", action="store_true", help="run each notebook, keep outputs")
+    ap.add_argument("--refresh-markdown", action="store_true",
+                    help="update the prose of executed notebooks without re-running them")
     ap.add_argument("--only", nargs="*", default=None, help="notebook stems or prefixes (01 ...)")
     args = ap.parse_args(argv)
     stems = [s for s in NOTEBOOKS
              if args.only is None or any(s.startswith(o) for o in args.only)]
     for stem in stems:
+        if args.refresh_markdown:
+            nbformat.write(refresh_markdown(stem), HERE / f"{stem}.ipynb")
+            continue
         nb = build(stem)
         if args.execute:
             seconds = execute(nb)

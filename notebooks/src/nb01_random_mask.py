@@ -17,12 +17,14 @@ Set `HVGP_QUICK=1` to run with small sizes (the test suite does); the code path 
     ("code", r"""
 %matplotlib inline
 %config InlineBackend.figure_formats = ["png"]
-import math
-import os
-import time
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+"""),
+    ("code", r"""
+import math
+import os
+import time
 
 import matplotlib.pyplot as plt
 import pyro
@@ -198,10 +200,12 @@ plt.show()
     ("md", r"""
 Dense networks ($d=1$) sit near the Monte-Carlo floor already at small widths (with zero
 biases ReLU is positively homogeneous, and second moments propagate almost exactly). A sparse
-network needs to be wider: with $d=0.1$ the error is large at small widths and comes down as
-the *active* fan-in $d\cdot n$ grows (right panel) — a sparse network is a GP in the limit of
-many active connections per unit, not of many units. The random mask $Z$ ($p=0.3$) changes
-little at a given width: its effect is absorbed by the $1/(1-p)$ rescaling.
+network needs to be wider: with $d=0.1$ the error is large at small widths (at width 8 a layer
+keeps only a handful of weights and the output is almost always exactly 0) and comes down as the
+*active* fan-in $d\cdot n$ grows; against $d\cdot n$ (right panel) the curves roughly line up.
+A sparse network is a GP in the limit of many active connections per unit, not of many units.
+The random mask $Z$ ($p=0.3$) adds some error at the smallest widths but does not change the
+picture: its effect on the second moments is absorbed by the $1/(1-p)$ rescaling.
 
 ## How $p$ and the density change the kernel
 

@@ -19,11 +19,14 @@ uncertainty (entropy) into its epistemic part (mutual information).
     ("code", r"""
 %matplotlib inline
 %config InlineBackend.figure_formats = ["png"]
-import os
-import time
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+"""),
+    ("code", r"""
+import os
+import time
+
 import matplotlib.pyplot as plt
 import torch
 

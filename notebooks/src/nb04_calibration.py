@@ -17,11 +17,14 @@ The budget is a laptop's (full mode: 60 epochs, one seed, width-0.5 CNN), far fr
     ("code", r"""
 %matplotlib inline
 %config InlineBackend.figure_formats = ["png"]
-import os
-import time
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+"""),
+    ("code", r"""
+import os
+import time
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -75,7 +78,7 @@ for s in SPARSITIES:
 records = []
 print(f"{'method':6s}{'sparsity':>9s}{'acc':>8s}{'ECE':>8s}{'95% CI':>17s}{'NLL':>8s}"
       f"{'conf-acc':>9s}{'train s':>9s}")
-for (method, s), (est, samples, labels, seconds) in results.items():
+for (method, _), (est, samples, labels, seconds) in results.items():
     r = classification_report(samples, labels)
     e, lo, hi = bootstrap_ece(samples, labels, n_boot=N_BOOT)
     gap = float(samples.mean().max(-1).values.mean()) - r["accuracy"]   # > 0: over-confident
