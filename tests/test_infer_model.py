@@ -168,3 +168,18 @@ def test_bad_configuration_is_rejected() -> None:
         prior_scale_from_weight_decay(0.0, 10)
     with pytest.raises(TypeError, match="masked layers"):
         SparseBNN(torch.nn.Linear(2, 2))
+
+
+def test_sampled_prediction_works_for_more_points_than_the_training_set() -> None:
+    """The observation plate is scaled to N; prediction must not be bound by it."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from hvgp.infer import CigL
+    from hvgp.nn import build_model
+
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    est = CigL(build_model("mlp", (4,), 2, width=0.1), sparsity=0.5, drop_rate=0.1,
+               device="cpu").fit(DataLoader(TensorDataset(x, y), batch_size=8), 2)
+    samples = est.predict(torch.randn(100, 4), num_samples=5)
+    assert samples.probs.shape == (5, 100, 2)
+    assert samples.mutual_information().max() > 0  # the random mask really varies

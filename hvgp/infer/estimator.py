@@ -268,13 +268,15 @@ class CigL:
 
     # ---- introspection ---------------------------------------------------------------------
     def sparsity(self, averaged: bool = True) -> float:
-        """Fraction of exactly-zero maskable weights of the prediction network."""
+        """Structural sparsity of the prediction network: the fraction of maskable weights
+        outside the deterministic mask M (all exactly zero). An active weight that happens to
+        be zero (e.g. grown and never updated) still counts as active: it is stored and
+        computed with, so it is part of the model's size.
+        """
         net = self.model_ if averaged else self.net
-        zeros = total = 0
-        for layer in masked_layers(net).values():
-            zeros += int((layer.weight == 0).sum())
-            total += layer.weight.numel()
-        return zeros / total
+        layers = masked_layers(net).values()
+        inactive = sum(int((~layer.weight_mask).sum()) for layer in layers)
+        return inactive / sum(layer.weight_mask.numel() for layer in layers)
 
     def __repr__(self) -> str:
         rates = set(self.bnn.drop_rates.values())

@@ -157,11 +157,18 @@ class SparseBNN(nn.Module):
         out = functional_call(self.net, dict(weights), (flat,), strict=False)
         return out.reshape(s, x.shape[0], *out.shape[1:])
 
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The program up to the likelihood: sampled Z and weights -> logits / regression mean.
+
+        Prediction runs this (not :meth:`model`), so any number of test points can be
+        predicted, whatever the training-set size the observation plate is scaled to.
+        """
+        out = self.forward_samples(x, self.sample_weights())
+        return out if self.likelihood.is_classification else out.squeeze(-1)
+
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The generative program; returns the network output (logits or regression mean)."""
-        out = self.forward_samples(x, self.sample_weights())
-        if not self.likelihood.is_classification:
-            out = out.squeeze(-1)
+        out = self.outputs(x)
         self.likelihood(out, y, self.data_size)
         return out
 

@@ -75,6 +75,7 @@ def predictive_samples(
 
 
 def _run(bnn: SparseBNN, x: torch.Tensor) -> torch.Tensor:
-    """Guide, then the model replayed on the guide's weights (Z drawn afresh)."""
+    """Guide, then the model (up to the likelihood) replayed on the guide's weights (Z drawn
+    afresh)."""
     guide_trace = poutine.trace(bnn.guide).get_trace(x)
-    return poutine.replay(bnn.model, trace=guide_trace)(x)
+    return poutine.replay(bnn.outputs, trace=guide_trace)(x)
