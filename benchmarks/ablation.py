@@ -1,7 +1,7 @@
 """The paper's ablation: random mask and weight averaging, each alone and together, and p.
 
-MNIST-1D, 1-D CNN, one sparsity (90 % by default), 2 seeds, 100 epochs, 10 % of the training data held
-out as the validation split. Steps:
+MNIST-1D, 1-D CNN, one sparsity (90 % by default), 2 seeds, 100 epochs, 10 % of the
+training data held out as the validation split. Steps:
 
 1. drop rate p in ``--drop-rates`` (CigL = random mask + averaging): pick p by the mean
    *validation* ECE (NLL as the tie-break view); the test split is only reported;

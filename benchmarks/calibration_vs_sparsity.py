@@ -140,7 +140,6 @@ def _plot(records: list[dict[str, Any]], plot: Any) -> Any:
     """ECE against sparsity per method (mean ± std over seeds), titled with the data set."""
     fig = plot(records, metric="ece")
     fig.axes[0].set_title("MNIST-1D: ECE vs sparsity (mean ± std over seeds)", fontsize="small")
-    fig.tight_layout()
     return fig
 
 
@@ -191,9 +190,12 @@ def main() -> None:
                            resume=args.resume or args.report_only)
     for path in args.merge:
         other = json.loads(Path(path).read_text())
-        results.runs += [r for r in other["runs"] if r not in results.runs]
+        keys = ("setting", "method", "sparsity_target", "seed", "epochs")
+        results.runs += [r for r in other["runs"]
+                         if not results.find(**{k: r[k] for k in keys})]
         ci = results.extra.setdefault("ece_diff_ci", [])
-        ci += [c for c in other["extra"].get("ece_diff_ci", []) if c not in ci]
+        ci += [c for c in other["extra"].get("ece_diff_ci", [])
+               if not any(all(c[k] == o[k] for k in keys) for o in ci)]
         results.extra["commands"] += other["extra"].get("commands", [])
     if not args.report_only:
         sweep(args, results)
