@@ -35,8 +35,11 @@ from hvgp.config import RunConfig
 OUT = C.RESULTS / "cifar"
 
 
-def write_fake_cifar10(root: Path, per_batch: int = 8, test: int = 20, seed: int = 0) -> Path:
-    """A tiny random CIFAR-10 archive in the real python-pickle layout (smoke tests only)."""
+def write_fake_cifar10(root: Path, per_batch: int = 30, test: int = 20, seed: int = 0) -> Path:
+    """A tiny random CIFAR-10 archive in the real python-pickle layout (smoke tests only).
+
+    150 training images: after the 10 % validation carve the first batch is a full 128.
+    """
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
