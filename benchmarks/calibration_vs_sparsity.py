@@ -121,10 +121,11 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
                    f"{sig} of {len(cis)} (sparsity, seed) pairs.\n") if cis else ""
         parts.append(f"### {st['name']} ({st['epochs']} epochs)\n\n{table}\n{note}{ci_note}")
         summary[st["name"]] = nums
+    if "width" in args.settings:
+        parts.append(width_table(args, results))
     results.save(summary=summary)
-    records = [{"method": r["method"] if r["setting"] == f"mnist1d/cnn1d w{args.width:g}"
-                else f"{r['method']} ({r['setting']})", "sparsity": r["sparsity_target"],
-                "ece": r["ece"]}
+    records = [{"method": f"{r['method']} ({'MLP' if r['arch'] == 'mlp' else 'CNN'})",
+                "sparsity": r["sparsity_target"], "ece": r["ece"]}
                for r in results.runs if r["method"] in ("RigL", "CigL")
                and r["setting"] in (f"mnist1d/cnn1d w{args.width:g}", "mnist1d/mlp")]
     if records:
@@ -134,6 +135,21 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
     md = "\n".join(parts)
     OUT.with_suffix(".md").write_text(md + "\n")
     return md
+
+
+def width_table(args: argparse.Namespace, results: C.ResultFile) -> str:
+    """CigL's ECE gain per CNN width at the width sparsities (over-parameterisation)."""
+    lines = ["### CNN width vs CigL's gain (MNIST-1D)", "",
+             "| width | sparsity | RigL ECE | CigL ECE | ECE reduction | acc CigL - RigL "
+             "(points) | seeds |", "|---|---|---|---|---|---|---|"]
+    for w in sorted({*args.widths, args.width}):
+        runs = C.select(results.runs, setting=f"mnist1d/cnn1d w{w:g}", epochs=args.epochs)
+        _, nums = C.reduction_table(runs, args.width_sparsities)
+        for n in nums:
+            lines.append(f"| {w:g} | {100 * n['sparsity']:g} % | {n['rigl_ece']:.4f} "
+                         f"| {n['cigl_ece']:.4f} | {100 * n['ece_reduction']:+.1f} % "
+                         f"| {n['accuracy_diff_points']:+.2f} | {n['seeds']} |")
+    return "\n".join(lines) + "\n"
 
 
 def _plot(records: list[dict[str, Any]], plot: Any) -> Any:
