@@ -56,7 +56,7 @@ def test_killed_run_leaves_an_intact_checkpoint_and_resumes_to_the_same_result(
     tmp_path: Path, uninterrupted: dict, sig: signal.Signals
 ) -> None:
     ckpt, ready = tmp_path / "ck.pt", tmp_path / "ready"
-    proc = _script("--ckpt", str(ckpt), "--out", str(tmp_path / "x.pt"), "--sleep", "0.04",
+    proc = _script("--ckpt", str(ckpt), "--out", str(tmp_path / "x.pt"), "--sleep", "0.25",
                    "--ready", str(ready))
     deadline = time.monotonic() + 60
     while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
