@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hvgp.config import RunConfig
-from hvgp.experiment import compare, format_table
+from hvgp.experiment import compare, format_table, summarize
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quick = os.environ.get("HVGP_QUICK") == "1"
     p = argparse.ArgumentParser(prog="python -m hvgp.demo", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--epochs", type=int, default=2 if quick else 60)
+    p.add_argument("--epochs", type=int, default=2 if quick else 100)
     p.add_argument("--seeds", type=int, default=1 if quick else 3)
     p.add_argument("--sparsity", type=float, default=0.9)
     p.add_argument("--device", default="auto")
@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       out=args.out, progress=True)
     print()
     print(format_table(results))
+    means = {m: v["ece"][0] for m, v in summarize(results).items()}
+    if means.get("rigl"):
+        print(f"\nCigL ECE vs RigL: {100 * (1 - means['cigl'] / means['rigl']):+.1f} % lower "
+              "(a 95 % bootstrap interval of ECE on these 1000 test points is about ±0.005)")
     print(f"\nreliability diagrams: {args.out / 'reliability.png'}")
     print(f"per-run metrics, configs and models: {args.out}/<model>-s<seed>/")
     return 0
