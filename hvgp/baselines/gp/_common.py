@@ -335,6 +335,27 @@ class GPEstimator:
         if self.num_features_ is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")
 
+    def _optimise(
+        self,
+        loss_fn: Callable[[tuple[torch.Tensor, ...]], torch.Tensor],
+        batches: Callable[[], Iterator[tuple[torch.Tensor, ...]]],
+        epochs: int,
+        lr: float,
+        patience: int | None,
+        num_features: int,
+    ) -> None:
+        """Adam (early stopping, best state restored) on the trainable parameters of
+        ``self.model`` and ``self.likelihood``; then both go to eval mode and the estimator
+        counts as fitted for ``num_features`` inputs."""
+        modules = [self.model, self.likelihood]
+        params = list({id(p): p for m in modules for p in m.parameters() if p.requires_grad}
+                      .values())
+        self.history_ = train_loop(loss_fn, batches, params, modules, epochs, lr, patience,
+                                   self.progress, type(self).__name__)
+        for m in modules:
+            m.eval()
+        self.num_features_ = num_features
+
     def _chunks(self, x: torch.Tensor, size: int = 1024) -> Iterator[torch.Tensor]:
         yield from x.split(size)
 

@@ -22,7 +22,6 @@ from hvgp.baselines.gp._common import (
     as_targets,
     kmeans_inducing_points,
     minibatches,
-    train_loop,
 )
 from hvgp.baselines.gp.svgp import probs_from_latents, softmax_likelihood
 from hvgp.predict import PredictiveSamples
@@ -191,21 +190,8 @@ class DeepEstimatorBase(GPEstimator):
                 with gpytorch.settings.num_likelihood_samples(self.num_likelihood_samples):
                     return -objective(model(batch[0]), batch[1])
 
-            params = list(model.parameters()) + list(likelihood.parameters())
-            self.history_ = train_loop(
-                loss_fn,
-                minibatches((x, y), batch_size, self._generator()),
-                params,
-                [model, likelihood],
-                epochs,
-                lr,
-                patience,
-                self.progress,
-                type(self).__name__,
-            )
-        model.eval()
-        likelihood.eval()
-        self.num_features_ = x.shape[1]
+            self._optimise(loss_fn, minibatches((x, y), batch_size, self._generator()), epochs,
+                           lr, patience, x.shape[1])
         return self
 
     def _check_samples(self, num_samples: int | None) -> int:

@@ -19,7 +19,6 @@ from hvgp.baselines.gp._common import (
     as_targets,
     make_kernel,
     minibatches,
-    train_loop,
 )
 from hvgp.baselines.gp.nngp import NNGPKernel
 from hvgp.predict import PredictiveSamples
@@ -144,21 +143,8 @@ class ExactGPRegressor(GPEstimator):
             def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
                 return -mll(model(batch[0]), batch[1])
 
-            params = [p for p in model.parameters() if p.requires_grad]
-            self.history_ = train_loop(
-                loss_fn,
-                minibatches((x, yn), None, None),
-                params,
-                [model],
-                epochs,
-                lr,
-                patience,
-                self.progress,
-                type(self).__name__,
-            )
-        model.eval()
-        likelihood.eval()
-        self.num_features_ = x.shape[1]
+            self._optimise(loss_fn, minibatches((x, yn), None, None), epochs, lr, patience,
+                           x.shape[1])
         return self
 
     @torch.no_grad()

@@ -24,7 +24,6 @@ from hvgp.baselines.gp._common import (
     kmeans_inducing_points,
     make_kernel,
     minibatches,
-    train_loop,
 )
 from hvgp.baselines.gp.nngp import NNGPKernel
 from hvgp.predict import PredictiveSamples
@@ -148,21 +147,8 @@ class SVGPClassifier(GPEstimator):
                 with gpytorch.settings.num_likelihood_samples(self.num_likelihood_samples):
                     return -elbo(model(batch[0]), batch[1])
 
-            params = [p for m in (model, likelihood) for p in m.parameters() if p.requires_grad]
-            self.history_ = train_loop(
-                loss_fn,
-                minibatches((x, y), batch_size, self._generator()),
-                params,
-                [model, likelihood],
-                epochs,
-                lr,
-                patience,
-                self.progress,
-                type(self).__name__,
-            )
-        model.eval()
-        likelihood.eval()
-        self.num_features_ = x.shape[1]
+            self._optimise(loss_fn, minibatches((x, y), batch_size, self._generator()), epochs,
+                           lr, patience, x.shape[1])
         self.num_classes_ = num_classes
         return self
 
