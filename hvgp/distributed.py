@@ -39,11 +39,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from pyro.poutine.messenger import Messenger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hvgp.infer import Callback, CigL, WeightAveraging
+from hvgp.infer.trainer import SiteRecorder
 from hvgp.utils import resolve_device, seed_everything
 
 __all__ = [
@@ -133,19 +133,6 @@ def mask_digest(net: nn.Module) -> torch.Tensor:
     return torch.stack(out)
 
 
-class _MaskSiteRecorder(Messenger):
-    """Keeps the random-mask values drawn in the current step (to combine them across ranks)."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        super().__init__()
-        self.names = set(names)
-        self.values: dict[str, torch.Tensor] = {}
-
-    def _postprocess_message(self, msg: dict[str, Any]) -> None:
-        if msg["type"] == "sample" and msg["name"] in self.names:
-            self.values[msg["name"]] = msg["value"]
-
-
 class DataParallel(Callback):
     """Makes an estimator's training data-parallel over the default process group.
 
@@ -164,7 +151,7 @@ class DataParallel(Callback):
         self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.params = [p for p in estimator.bnn.parameters() if p.requires_grad]
-        self.recorder = _MaskSiteRecorder(estimator.bnn.mask_sites)
+        self.recorder = SiteRecorder(estimator.bnn.mask_sites)
         self.digests: list[tuple[int, list[int]]] = []  # (step, digest) after each change
         self._queued = False
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad)

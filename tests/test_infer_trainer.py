@@ -17,7 +17,7 @@ from hvgp.infer import (
     load_checkpoint,
     mask_site,
 )
-from hvgp.infer.trainer import _SiteRecorder
+from hvgp.infer.trainer import SiteRecorder
 from hvgp.nn import build_model, masked_layers
 
 
@@ -64,7 +64,7 @@ def test_weights_with_random_mask_zero_do_not_move_in_a_training_step() -> None:
     params = {n: layer.weight for n, layer in masked_layers(est.net).items()}
     before = {n: w.detach().clone() for n, w in params.items()}
     mom = {n: trainer.optimizer.state[w]["momentum_buffer"].clone() for n, w in params.items()}
-    with _SiteRecorder([mask_site(n) for n in params]) as rec:
+    with SiteRecorder([mask_site(n) for n in params]) as rec:
         trainer.train_step(x, y)
     moved_any, n_dropped = False, 0
     for n, w in params.items():

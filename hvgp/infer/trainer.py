@@ -26,7 +26,7 @@ from pyro.poutine.messenger import Messenger
 from hvgp.infer.model import SparseBNN, mask_site
 from hvgp.sparsity import SparseTopology
 
-__all__ = ["NonFiniteLossError", "Trainer", "hold_dropped_step"]
+__all__ = ["NonFiniteLossError", "SiteRecorder", "Trainer", "hold_dropped_step"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -41,7 +41,7 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
-class _SiteRecorder(Messenger):
+class SiteRecorder(Messenger):
     """Records the values of the named sample sites (the random masks) as they are drawn."""
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -134,7 +134,7 @@ class Trainer:
                              "values; clean the data set before training")
         self.bnn.train()
         self.optimizer.zero_grad(set_to_none=False)
-        recorder = _SiteRecorder(self.bnn.mask_sites)
+        recorder = SiteRecorder(self.bnn.mask_sites)
         try:
             with recorder:
                 loss = self.bnn.loss(x, y)
