@@ -157,9 +157,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         res = compare(args.models, base.data, list(range(args.seeds)),
                       base=base.updated(sparsity=s), out=out, progress=not args.quiet)
         for model, stats in summarize(res).items():
-            records.append({"method": model, "sparsity": s,
-                            **{k: v[0] for k, v in stats.items()},
-                            **{f"{k}_std": v[1] for k, v in stats.items()}})
+            records.append({**{k: v[0] for k, v in stats.items()},
+                            **{f"{k}_std": v[1] for k, v in stats.items()},
+                            "method": model, "sparsity": s})  # the target, for grouping
             print(f"sparsity {s:.3f}  {model:8s}  acc {stats['accuracy'][0]:.4f}  "
                   f"ece {stats['ece'][0]:.4f} ± {stats['ece'][1]:.4f}")
     if args.out is not None:

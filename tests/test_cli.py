@@ -85,3 +85,14 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_sweep_writes_records_and_the_ece_vs_sparsity_plot(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--models", "cigl,rigl", "--sparsity", "0.5,0.8", "--seeds", "1",
+                 "--out", str(out), *TINY]) == 0
+    records = json.loads((out / "sweep.json").read_text())
+    assert {(r["method"], r["sparsity"]) for r in records} == {
+        ("cigl", 0.5), ("cigl", 0.8), ("rigl", 0.5), ("rigl", 0.8)}
+    assert all(0.0 <= r["ece"] <= 1.0 for r in records)
+    assert (out / "ece_vs_sparsity.png").stat().st_size > 1000
