@@ -19,7 +19,7 @@ from hvgp.config import MODELS, RunConfig, load_config
 __all__ = ["main", "build_parser"]
 
 _EPILOG = """examples:
-  hvgp train --model cigl --data mnist1d --arch cnn1d --sparsity 0.9 --epochs 30 --out runs/cigl
+  hvgp train --model cigl --data mnist1d --arch cnn1d --sparsity 0.9 --epochs 100 --out runs/cigl
   hvgp evaluate runs/cigl --shift
   hvgp compare --models cigl,rigl,dense --data mnist1d --seeds 0,1,2 --out runs/compare
   hvgp sweep --models cigl,rigl --sparsity 0.8,0.9,0.95,0.99 --seeds 3 --out runs/sweep

@@ -37,7 +37,7 @@ class RunConfig:
     sparsity: float = 0.9
     drop_rate: float = 0.01
     sparse_init: str = "erk"
-    epochs: int = 30
+    epochs: int = 100
     batch_size: int = 128
     lr: float = 0.1
     weight_decay: float = 5e-4
