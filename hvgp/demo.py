@@ -36,8 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(results))
     means = {m: v["ece"][0] for m, v in summarize(results).items()}
     if means.get("rigl"):
-        print(f"\nCigL ECE vs RigL: {100 * (1 - means['cigl'] / means['rigl']):+.1f} % lower "
-              "(a 95 % bootstrap interval of ECE on these 1000 test points is about ±0.005)")
+        change = 100 * (1 - means["cigl"] / means["rigl"])
+        word = "lower" if change >= 0 else "higher"
+        print(f"\nCigL ECE vs RigL: {abs(change):.1f} % {word} (a 95 % bootstrap interval of "
+              "ECE on these 1000 test points is about ±0.005)")
     print(f"\nreliability diagrams: {args.out / 'reliability.png'}")
     print(f"per-run metrics, configs and models: {args.out}/<model>-s<seed>/")
     return 0
