@@ -1,0 +1,29 @@
+"""The README's Python examples run as written (with the epoch budgets cut to 1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def _runnable(block: str) -> bool:
+    """Blocks that build their own data (the others are fragments over user variables)."""
+    return "get_loaders(" in block
+
+
+@pytest.mark.parametrize("index", [i for i, b in enumerate(_python_blocks()) if _runnable(b)])
+def test_readme_example_runs(index: int) -> None:
+    code = re.sub(r"epochs=\d+", "epochs=1", _python_blocks()[index])
+    exec(compile(code, f"README.md[python block {index}]", "exec"), {})
+
+
+def test_readme_has_runnable_examples() -> None:
+    assert sum(_runnable(b) for b in _python_blocks()) >= 2
