@@ -96,3 +96,16 @@ def test_sweep_writes_records_and_the_ece_vs_sparsity_plot(tmp_path: Path) -> No
         ("cigl", 0.5), ("cigl", 0.8), ("rigl", 0.5), ("rigl", 0.8)}
     assert all(0.0 <= r["ece"] <= 1.0 for r in records)
     assert (out / "ece_vs_sparsity.png").stat().st_size > 1000
+
+
+def test_resume_of_a_finished_run_reproduces_its_metrics(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    args = ["train", "--model", "cigl", "--sparsity", "0.8", "--out", str(run), *TINY]
+    assert main(args) == 0
+    first = json.loads((run / "metrics.json").read_text())
+    # the checkpoint is at the last epoch: no new steps, so a different lr changes nothing,
+    # whereas a fresh run with it would end elsewhere
+    assert main([*args, "--lr", "0.5", "--resume"]) == 0
+    again = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "ece", "nll", "brier"):
+        assert again[key] == pytest.approx(first[key], abs=1e-9), key
