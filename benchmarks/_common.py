@@ -40,6 +40,27 @@ METHODS: dict[str, Callable[[float], dict[str, Any]]] = {
 }
 
 
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so wall-clock times measure it (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device, repeats: int,
+          warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def machine() -> dict[str, Any]:
     """CPU model, core and thread counts, library versions: where a result was measured."""
     cpu = platform.processor() or "unknown"

@@ -22,7 +22,6 @@ import os
 import pickle
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -71,18 +70,7 @@ def estimate(base: RunConfig, steps: int, runs: int, p: float) -> dict[str, Any]
         torch.manual_seed(0)
         step = hvgp_step_fn(build_model(base.arch, info, width=base.width), x, y, rate,
                             base.weight_decay, device)
-        for _ in range(2):
-            step()
-        times = []
-        for _ in range(steps):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - t0)
-        per_step[label] = statistics.median(times)
+        per_step[label] = statistics.median(C.timed(step, device, steps, warmup=2))
     step_s = statistics.fmean(per_step.values())
     total = step_s * len(train) * base.epochs * runs
     return {"device": str(device), "seconds_per_step": per_step,

@@ -38,11 +38,6 @@ OUT = C.RESULTS / "overhead"
 Step = Callable[[], Any]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def plain_dense_step_fn(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, wd: float,
                         ) -> Step:
     """The plain-torch dense step: forward, cross-entropy, backward, SGD Nesterov."""
@@ -79,11 +74,11 @@ def interleaved(fns: dict[str, Step], device: torch.device, reps: int, block: in
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            _sync(device)
+            C.sync(device)
             t0 = time.perf_counter()
             for _ in range(block):
                 fn()
-            _sync(device)
+            C.sync(device)
             times[name].append((time.perf_counter() - t0) / block)
     return {k: statistics.median(v) for k, v in times.items()}
 

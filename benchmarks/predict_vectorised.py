@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
+import _common as C
 import torch
 
 from hvgp.infer import SparseBNN, predictive_samples
@@ -21,20 +21,6 @@ from hvgp.sparsity import SparseTopology
 from hvgp.utils import resolve_device
 
 OUT = Path(__file__).parent / "results" / "predict_vectorised.json"
-
-
-def _time(fn, device: torch.device, repeats: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -56,9 +42,10 @@ def main() -> None:
         SparseTopology(net, 0.9)
         bnn = SparseBNN(net, drop_rate=0.1, data_size=n)
         x = torch.randn(n, *shape, device=device)
-        vec = _time(lambda: predictive_samples(bnn, x, args.samples, vectorize=True), device)  # noqa: B023
-        loop = _time(lambda: predictive_samples(bnn, x, args.samples, vectorize=False),  # noqa: B023
-                     device)
+        vec = min(C.timed(lambda: predictive_samples(bnn, x, args.samples, vectorize=True),  # noqa: B023
+                          device, 3))
+        loop = min(C.timed(lambda: predictive_samples(bnn, x, args.samples, vectorize=False),  # noqa: B023
+                           device, 3))
         results[arch] = {"samples": args.samples, "n": n, "vectorised_s": vec, "loop_s": loop,
                          "loop_over_vectorised": loop / vec}
         print(f"{arch:9s} S={args.samples} N={n}: vectorised {vec * 1e3:.1f} ms, loop "

@@ -14,10 +14,9 @@ import argparse
 import json
 import platform
 import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+import _common as C
 import torch
 from torch import nn
 
@@ -56,21 +55,6 @@ def wrn_22_2(num_classes: int = 10) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def timed(fn: Callable[[], None], device: torch.device, repeats: int) -> list[float]:
-    """Wall-clock seconds of ``repeats`` calls (after one warm-up), synchronising CUDA."""
-    fn()
-    out = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -103,8 +87,8 @@ def main() -> None:
         nn.functional.cross_entropy(net(x), y).backward()
 
     train_step()  # populate momentum buffers, as in a real run
-    fb = timed(forward_backward, device, args.repeats)  # leaves dense grads for RigL
-    upd = timed(lambda: updater.update(100, opt), device, args.repeats)
+    fb = C.timed(forward_backward, device, args.repeats)  # leaves dense grads for RigL
+    upd = C.timed(lambda: updater.update(100, opt), device, args.repeats)
     fb_s, upd_s = statistics.median(fb), statistics.median(upd)
     result = {
         "device": str(device),

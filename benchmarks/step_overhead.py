@@ -16,6 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
+import _common as C
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
@@ -29,21 +30,16 @@ from hvgp.utils import resolve_device
 OUT = Path(__file__).parent / "results" / "step_overhead.json"
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _median_step(step, device: torch.device, steps: int, blocks: int = 5) -> float:
     for _ in range(10):
         step()
     times = []
     for _ in range(blocks):
-        _sync(device)
+        C.sync(device)
         t0 = time.perf_counter()
         for _ in range(steps // blocks):
             step()
-        _sync(device)
+        C.sync(device)
         times.append((time.perf_counter() - t0) / (steps // blocks))
     return statistics.median(times)
 
