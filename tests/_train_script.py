@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from typing import Any
 
@@ -83,6 +84,9 @@ def _main() -> None:
     p.add_argument("--ready", default=None)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
+    # a parent started in the background (nohup, CI runners) may hand SIGINT down as ignored;
+    # this script stands for a user's foreground run, where Ctrl-C raises KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(1)
     from hvgp.infer import Callback
 
