@@ -63,9 +63,8 @@ class RunResult:
 class _LoaderGP:
     """Gives a GPyTorch estimator (``fit(x, y)``) the loader surface of the neural models."""
 
-    def __init__(self, gp: Any, epochs_scale: int = 1) -> None:
+    def __init__(self, gp: Any) -> None:
         self.gp = gp
-        self.epochs_scale = epochs_scale
 
     @staticmethod
     def _arrays(loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +73,7 @@ class _LoaderGP:
 
     def fit(self, train_loader: Iterable, epochs: int, **_: Any) -> _LoaderGP:
         x, y = self._arrays(train_loader)
-        self.gp.fit(x, y, epochs=epochs * self.epochs_scale)
+        self.gp.fit(x, y, epochs=epochs)
         return self
 
     def predict_loader(
@@ -120,6 +119,7 @@ def build_estimator(cfg: RunConfig, info: Any, progress: bool = False,
 
 
 def _build_gp(cfg: RunConfig, info: Any, progress: bool) -> _LoaderGP:
+    """GP baselines by name; on regression data ``svgp`` is the exact GP (it fits in memory)."""
     from hvgp.baselines import gp
 
     common = dict(device=cfg.device, seed=cfg.seed, progress=progress)
