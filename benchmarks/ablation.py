@@ -26,7 +26,7 @@ import _common as C
 
 from hvgp.config import RunConfig
 
-OUT = C.RESULTS / "ablation"
+OUT = C.RESULTS / "ablation"  # + "_s<sparsity %>", e.g. ablation_s90
 VARIANTS = ("RigL", "random mask only", "averaging only", "CigL")
 
 
@@ -68,13 +68,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests (seconds)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result path stem (default results/ablation_s<sparsity %%>)")
     args = ap.parse_args()
-    out = OUT
+    out = args.out or OUT.with_name(f"{OUT.name}_s{round(100 * args.sparsity)}")
     if args.quick:
         args.epochs, args.seeds, args.drop_rates = 2, [0], [0.01, 0.1]
         out = Path("/tmp/hvgp_bench_quick/ablation")
     C.setup_threads(args.threads)
-    results = C.ResultFile(out.with_suffix(".json"), vars(args).copy(), resume=args.resume)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results = C.ResultFile(out.with_suffix(".json"), settings, resume=args.resume)
     base = RunConfig(data=args.data, arch=args.arch, width=args.width, sparsity=args.sparsity,
                      epochs=args.epochs, val_fraction=args.val_fraction, device=args.device)
 

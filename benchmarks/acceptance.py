@@ -1,0 +1,109 @@
+"""Issue #7's acceptance check, from stored ablation results (no training here).
+
+Criterion: on MNIST-1D (1-D CNN) at 80 % and 90 % sparsity, CigL's mean test ECE is at
+least 30 % below RigL's, with mean accuracy no lower than RigL's minus 0.5 point, where
+CigL's drop rate p is chosen on the *validation* split. The runs come from
+``ablation.py --sparsity S`` (same seeds, same hyper-parameters for both methods except
+the random mask and averaging); p is chosen here by mean validation ECE over the seeds
+(``--select-by val_nll`` for the other view), and only then is the test split read.
+
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.8 --seeds 0 1 2 3 4 \\
+        --drop-rates 0.01 0.05 0.1 0.2 --resume          # and --sparsity 0.9
+    .venv/bin/python benchmarks/acceptance.py            # table + results/acceptance.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import _common as C
+
+#: the acceptance thresholds of issue #7
+MIN_REDUCTION = 0.30
+MAX_ACC_DROP_POINTS = 0.5
+
+
+def pick_p(runs: list[dict[str, Any]], criterion: str) -> tuple[float, list[int]]:
+    """The drop rate with the lowest mean ``criterion`` over the seeds every p has."""
+    cigl = C.select(runs, method="CigL")
+    rates = sorted({r["drop_rate_p"] for r in cigl})
+    if not rates:
+        raise ValueError("no CigL runs in the result file")
+    seeds = sorted(set.intersection(*({r["seed"] for r in C.select(cigl, drop_rate_p=p)}
+                                      for p in rates)))
+    if not seeds:
+        raise ValueError("no seed was run with every drop rate")
+
+    def score(p: float) -> float:
+        return statistics.fmean(r[criterion] for r in cigl
+                                if r["drop_rate_p"] == p and r["seed"] in seeds)
+    return min(rates, key=score), seeds
+
+
+def check(runs: list[dict[str, Any]], criterion: str) -> dict[str, Any]:
+    """RigL vs CigL at the validation-chosen p, paired by seed, with the pass/fail flags."""
+    p, seeds = pick_p(runs, criterion)
+    rig = {r["seed"]: r for r in C.select(runs, method="RigL")}
+    cig = {r["seed"]: r for r in C.select(runs, method="CigL", drop_rate_p=p)}
+    seeds = [s for s in seeds if s in rig and s in cig]
+    if not seeds:
+        raise ValueError("no seed has both a RigL and a CigL run")
+
+    def mean(d: dict[int, dict[str, Any]], k: str) -> float:
+        return statistics.fmean(d[s][k] for s in seeds)
+    red = 1.0 - mean(cig, "ece") / mean(rig, "ece")
+    acc_diff = 100 * (mean(cig, "accuracy") - mean(rig, "accuracy"))
+    return {"drop_rate_p": p, "selected_by": criterion, "seeds": seeds,
+            "rigl_ece": mean(rig, "ece"), "cigl_ece": mean(cig, "ece"),
+            "rigl_ece_per_seed": [rig[s]["ece"] for s in seeds],
+            "cigl_ece_per_seed": [cig[s]["ece"] for s in seeds],
+            "cigl_wins": sum(cig[s]["ece"] < rig[s]["ece"] for s in seeds),
+            "ece_reduction": red, "accuracy_diff_points": acc_diff,
+            "rigl_nll": mean(rig, "nll"), "cigl_nll": mean(cig, "nll"),
+            "passed": red >= MIN_REDUCTION and acc_diff >= -MAX_ACC_DROP_POINTS}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sparsities", type=int, nargs="+", default=[80, 90],
+                    help="percent; reads results/ablation_s<percent>.json")
+    ap.add_argument("--select-by", choices=["val_ece", "val_nll"], default="val_ece")
+    ap.add_argument("--results", type=Path, default=C.RESULTS)
+    ap.add_argument("--out", type=Path, default=C.RESULTS / "acceptance")
+    args = ap.parse_args()
+    rows, sources = [], {}
+    for pct in args.sparsities:
+        path = args.results / f"ablation_s{pct}.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: run benchmarks/ablation.py --sparsity "
+                             f"{pct / 100:g} first")
+        data = json.loads(path.read_text())
+        sources[pct] = data["extra"].get("commands", [])
+        for crit in dict.fromkeys([args.select_by, "val_nll", "val_ece"]):
+            rows.append({"sparsity": pct / 100, **check(data["runs"], crit)})
+    lines = ["| sparsity | p chosen by | p | seeds | RigL ECE | CigL ECE | ECE reduction "
+             "| CigL better (seeds) | acc CigL - RigL (points) | RigL NLL | CigL NLL "
+             "| meets #7 |", "|" + "---|" * 12]
+    for r in rows:
+        lines.append(
+            f"| {100 * r['sparsity']:g} % | {r['selected_by'].replace('_', ' ')} "
+            f"| {r['drop_rate_p']:g} | {len(r['seeds'])} | {r['rigl_ece']:.4f} "
+            f"| {r['cigl_ece']:.4f} | {100 * r['ece_reduction']:+.1f} % "
+            f"| {r['cigl_wins']}/{len(r['seeds'])} | {r['accuracy_diff_points']:+.2f} "
+            f"| {r['rigl_nll']:.3f} | {r['cigl_nll']:.3f} | {'yes' if r['passed'] else 'no'} |")
+    md = "\n".join(lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"command": C.command(), "criterion": {"min_ece_reduction": MIN_REDUCTION,
+                                               "max_accuracy_drop_points": MAX_ACC_DROP_POINTS},
+         "rows": rows, "sources": sources}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
