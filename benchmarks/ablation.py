@@ -1,14 +1,16 @@
 """The paper's ablation: random mask and weight averaging, each alone and together, and p.
 
-MNIST-1D, 1-D CNN, one sparsity (90 % by default), 2 seeds, 100 epochs, 10 % of the
+MNIST-1D, 1-D CNN, one sparsity (90 % by default), 2 seeds by default, 100 epochs, 10 % of the
 training data held out as the validation split. Steps:
 
 1. drop rate p in ``--drop-rates`` (CigL = random mask + averaging): pick p by the mean
-   *validation* ECE (NLL as the tie-break view); the test split is only reported;
-2. with the chosen p: RigL (neither), random mask only (drop_rate=p, no averaging),
-   averaging only (drop_rate=0, averaging), both (CigL).
+   *validation* ECE (NLL as the other view); then the averaging start T* in
+   ``--averaging-starts`` at that p, the same way; the test split is only reported;
+2. with the chosen p and T*: RigL (neither), random mask only (drop_rate=p, no averaging),
+   averaging only (drop_rate=0, averaging from T*), both (CigL).
 
-Writes ``benchmarks/results/ablation.{json,md}``. ``--resume`` skips runs already stored.
+Writes ``benchmarks/results/ablation_s<sparsity %>.{json,md}``.
+``--resume`` skips runs already stored.
 
     .venv/bin/python benchmarks/ablation.py            # ~20 min on 1 thread
     .venv/bin/python benchmarks/ablation.py --quick    # seconds (smoke test)
@@ -31,19 +33,23 @@ VARIANTS = ("RigL", "random mask only", "averaging only", "CigL")
 
 
 def train(results: C.ResultFile, base: RunConfig, method: str, p: float, seed: int,
-          ) -> dict[str, Any]:
-    """One run (or the stored one), scored on validation and test."""
+          t_star: float | None = None) -> dict[str, Any]:
+    """One run (or the stored one), scored on validation and test.
+
+    ``t_star``: averaging start as a fraction of the epochs (default: ``base``'s).
+    """
+    t_star = base.averaging_start if t_star is None else t_star
     key = dict(method=method, drop_rate_p=p, seed=seed, epochs=base.epochs,
-               sparsity_target=base.sparsity)
+               sparsity_target=base.sparsity, averaging_start=t_star)
     old = results.find(**key)
     if old is not None:
         return old
-    cfg = C.method_config(base, method, p, seed=seed)
+    cfg = C.method_config(base, method, p, seed=seed, averaging_start=t_star)
     t0 = time.perf_counter()
     rec, _ = C.scored_run(cfg, validation=True)
     rec.update(key)
     results.add(rec)
-    print(f"{method:16s} p={p:<6g} seed {seed}: val ece {rec['val_ece']:.4f} nll "
+    print(f"{method:16s} p={p:<6g} T*={t_star:<4g} seed {seed}: val ece {rec['val_ece']:.4f} nll "
           f"{rec['val_nll']:.4f} | test acc {rec['accuracy']:.4f} ece {rec['ece']:.4f} "
           f"({time.perf_counter() - t0:.0f}s)", flush=True)
     return rec
@@ -56,6 +62,8 @@ def mean(runs: list[dict[str, Any]], k: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--drop-rates", type=float, nargs="+", default=[0.005, 0.01, 0.05, 0.1])
+    ap.add_argument("--averaging-starts", type=float, nargs="+", default=[0.8],
+                    help="T* values tried at the chosen p (fraction of the epochs)")
     ap.add_argument("--select-by", choices=["val_ece", "val_nll"], default="val_ece")
     ap.add_argument("--sparsity", type=float, default=0.9)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -78,51 +86,66 @@ def main() -> None:
     C.setup_threads(args.threads)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results = C.ResultFile(out.with_suffix(".json"), settings, resume=args.resume)
+    for r in results.runs:  # runs stored before T* was recorded used RunConfig's default
+        r.setdefault("averaging_start", RunConfig.averaging_start)
     base = RunConfig(data=args.data, arch=args.arch, width=args.width, sparsity=args.sparsity,
                      epochs=args.epochs, val_fraction=args.val_fraction, device=args.device)
 
-    # 1. p on the validation split
-    by_p = {p: [train(results, base, "CigL", p, s) for s in args.seeds] for p in args.drop_rates}
+    # 1. p on the validation split (at the default T*), then T* at that p
     crit = args.select_by
-    chosen = min(by_p, key=lambda p: mean(by_p[p], crit))
     other = "val_nll" if crit == "val_ece" else "val_ece"
-    lines = [f"### Drop rate p (CigL, {100 * args.sparsity:g} % sparsity, selected by mean "
-             f"{crit.replace('_', ' ')})", "",
-             "| p | val ECE | val NLL | test ECE | test acc (%) | test NLL | test Brier | |",
-             "|---|---|---|---|---|---|---|---|"]
-    for p, runs in by_p.items():
-        mark = "**chosen**" if p == chosen else ""
-        lines.append(
-            f"| {p:g} | {C.fmt([r['val_ece'] for r in runs])} "
-            f"| {C.fmt([r['val_nll'] for r in runs], 3)} | {C.fmt([r['ece'] for r in runs])} "
-            f"| {C.fmt([r['accuracy'] for r in runs], 2, 100)} "
-            f"| {C.fmt([r['nll'] for r in runs], 3)} | {C.fmt([r['brier'] for r in runs], 3)} "
-            f"| {mark} |")
-    alt = min(by_p, key=lambda p: mean(by_p[p], other))
-    lines.append(f"\np chosen by {crit}: {chosen:g}; by {other} it would be {alt:g}.\n")
+    t0 = base.averaging_start
+    by_p = {p: [train(results, base, "CigL", p, s) for s in args.seeds] for p in args.drop_rates}
+    p_star = min(by_p, key=lambda p: mean(by_p[p], crit))
+    by_t = {t: by_p[p_star] if t == t0 else
+            [train(results, base, "CigL", p_star, s, t) for s in args.seeds]
+            for t in args.averaging_starts}
+    t_star = min(by_t, key=lambda t: mean(by_t[t], crit))
+    lines = [f"### CigL's p, then T*, on the validation split ({100 * args.sparsity:g} % "
+             f"sparsity, selected by mean {crit.replace('_', ' ')})", "",
+             "| p | T* | val ECE | val NLL | test ECE | test acc (%) | test NLL | test Brier | |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    grid = {**{(p, t0): r for p, r in by_p.items()}, **{(p_star, t): r for t, r in by_t.items()}}
+    for (p, t), runs in grid.items():
+        mark = "**chosen**" if (p, t) == (p_star, t_star) else ""
+        lines.append(f"| {p:g} | {t:g} | {C.fmt([r['val_ece'] for r in runs])} "
+                     f"| {C.fmt([r['val_nll'] for r in runs], 3)} | {test_cells(runs)} | {mark} |")
+    alt = min(grid, key=lambda k: mean(grid[k], other))
+    lines.append(f"\n(p, T*) chosen by {crit}: ({p_star:g}, {t_star:g}); by {other} it would "
+                 f"be ({alt[0]:g}, {alt[1]:g}).\n")
 
-    # 2. the four variants at the chosen p
-    var = {m: [train(results, base, m, chosen if m != "RigL" else 0.0, s) for s in args.seeds]
-           if m != "CigL" else by_p[chosen] for m in VARIANTS}
+    # 2. the four variants at the chosen p and T*
+    var = {"RigL": [train(results, base, "RigL", 0.0, s) for s in args.seeds],
+           "random mask only": [train(results, base, "random mask only", p_star, s)
+                                for s in args.seeds],
+           "averaging only": [train(results, base, "averaging only", 0.0, s, t_star)
+                              for s in args.seeds],
+           "CigL": by_t[t_star]}
     rig = mean(var["RigL"], "ece")
-    lines += [f"### Ablation at p = {chosen:g} ({len(args.seeds)} seeds, {args.epochs} epochs)",
-              "", "| variant | random mask | averaging | val ECE | test ECE | ECE vs RigL "
+    lines += [f"### Ablation at p = {p_star:g}, T* = {t_star:g} ({len(args.seeds)} seeds, "
+              f"{args.epochs} epochs)", "",
+              "| variant | random mask | averaging | val ECE | ECE vs RigL | test ECE "
               "| test acc (%) | test NLL | test Brier |", "|---|---|---|---|---|---|---|---|---|"]
     flags = {"RigL": ("no", "no"), "random mask only": ("yes", "no"),
              "averaging only": ("no", "yes"), "CigL": ("yes", "yes")}
     for m, runs in var.items():
         red = 1 - mean(runs, "ece") / rig
-        lines.append(
-            f"| {m} | {flags[m][0]} | {flags[m][1]} | {C.fmt([r['val_ece'] for r in runs])} "
-            f"| {C.fmt([r['ece'] for r in runs])} | {-100 * red:+.1f} % "
-            f"| {C.fmt([r['accuracy'] for r in runs], 2, 100)} "
-            f"| {C.fmt([r['nll'] for r in runs], 3)} | {C.fmt([r['brier'] for r in runs], 3)} |")
+        lines.append(f"| {m} | {flags[m][0]} | {flags[m][1]} | "
+                     f"{C.fmt([r['val_ece'] for r in runs])} | {-100 * red:+.1f} % "
+                     f"| {test_cells(runs)} |")
     md = "\n".join(lines)
-    results.save(chosen_p=chosen, selected_by=crit, alternative_p=alt,
+    results.save(chosen_p=p_star, chosen_averaging_start=t_star, selected_by=crit,
+                 alternative=list(alt),
                  summary={m: {k: mean(runs, k) for k in ("val_ece", "ece", "accuracy", "nll",
                                                         "brier")} for m, runs in var.items()})
     out.with_suffix(".md").write_text(md + "\n")
     print(md)
+
+
+def test_cells(runs: list[dict[str, Any]]) -> str:
+    """Test ECE, accuracy, NLL and Brier cells (mean ± std over seeds)."""
+    return (f"{C.fmt([r['ece'] for r in runs])} | {C.fmt([r['accuracy'] for r in runs], 2, 100)} "
+            f"| {C.fmt([r['nll'] for r in runs], 3)} | {C.fmt([r['brier'] for r in runs], 3)}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 Criterion: on MNIST-1D (1-D CNN) at 80 % and 90 % sparsity, CigL's mean test ECE is at
 least 30 % below RigL's, with mean accuracy no lower than RigL's minus 0.5 point, where
-CigL's drop rate p is chosen on the *validation* split. The runs come from
-``ablation.py --sparsity S`` (same seeds, same hyper-parameters for both methods except
-the random mask and averaging); p is chosen here by mean validation ECE over the seeds
-(``--select-by val_nll`` for the other view), and only then is the test split read.
+CigL's drop rate p and averaging start T* are chosen on the *validation* split. The runs
+come from ``ablation.py --sparsity S`` (same seeds, same hyper-parameters for both methods
+except the random mask and averaging); (p, T*) is chosen here by mean validation ECE over
+the seeds (``--select-by val_nll`` for the other view), and only then is the test split read.
 
-    .venv/bin/python benchmarks/ablation.py --sparsity 0.8 --seeds 0 1 2 3 4 \\
-        --drop-rates 0.01 0.05 0.1 0.2 --resume          # and --sparsity 0.9
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.8 --seeds 0 1 2 \\
+        --drop-rates 0.01 0.05 0.1 0.2 --averaging-starts 0.6 0.8 0.9 --resume
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.9 ...   # the same at 90 %
     .venv/bin/python benchmarks/acceptance.py            # table + results/acceptance.{json,md}
 """
 
@@ -25,30 +26,37 @@ import _common as C
 #: the acceptance thresholds of issue #7
 MIN_REDUCTION = 0.30
 MAX_ACC_DROP_POINTS = 0.5
+DEFAULT_T_STAR = 0.8
 
 
-def pick_p(runs: list[dict[str, Any]], criterion: str) -> tuple[float, list[int]]:
-    """The drop rate with the lowest mean ``criterion`` over the seeds every p has."""
+def _config(r: dict[str, Any]) -> tuple[float, float]:
+    """A CigL run's (p, T*); runs stored before T* was recorded used the default 0.8."""
+    return r["drop_rate_p"], r.get("averaging_start", DEFAULT_T_STAR)
+
+
+def pick_config(runs: list[dict[str, Any]], criterion: str
+                ) -> tuple[tuple[float, float], list[int]]:
+    """The (p, T*) with the lowest mean ``criterion`` over the seeds every config has."""
     cigl = C.select(runs, method="CigL")
-    rates = sorted({r["drop_rate_p"] for r in cigl})
-    if not rates:
+    configs = sorted({_config(r) for r in cigl})
+    if not configs:
         raise ValueError("no CigL runs in the result file")
-    seeds = sorted(set.intersection(*({r["seed"] for r in C.select(cigl, drop_rate_p=p)}
-                                      for p in rates)))
+    seeds = sorted(set.intersection(*({r["seed"] for r in cigl if _config(r) == c}
+                                      for c in configs)))
     if not seeds:
-        raise ValueError("no seed was run with every drop rate")
+        raise ValueError("no seed was run with every (p, T*)")
 
-    def score(p: float) -> float:
+    def score(c: tuple[float, float]) -> float:
         return statistics.fmean(r[criterion] for r in cigl
-                                if r["drop_rate_p"] == p and r["seed"] in seeds)
-    return min(rates, key=score), seeds
+                                if _config(r) == c and r["seed"] in seeds)
+    return min(configs, key=score), seeds
 
 
 def check(runs: list[dict[str, Any]], criterion: str) -> dict[str, Any]:
-    """RigL vs CigL at the validation-chosen p, paired by seed, with the pass/fail flags."""
-    p, seeds = pick_p(runs, criterion)
+    """RigL vs CigL at the validation-chosen (p, T*), paired by seed, with pass/fail flags."""
+    (p, t), seeds = pick_config(runs, criterion)
     rig = {r["seed"]: r for r in C.select(runs, method="RigL")}
-    cig = {r["seed"]: r for r in C.select(runs, method="CigL", drop_rate_p=p)}
+    cig = {r["seed"]: r for r in C.select(runs, method="CigL") if _config(r) == (p, t)}
     seeds = [s for s in seeds if s in rig and s in cig]
     if not seeds:
         raise ValueError("no seed has both a RigL and a CigL run")
@@ -57,7 +65,7 @@ def check(runs: list[dict[str, Any]], criterion: str) -> dict[str, Any]:
         return statistics.fmean(d[s][k] for s in seeds)
     red = 1.0 - mean(cig, "ece") / mean(rig, "ece")
     acc_diff = 100 * (mean(cig, "accuracy") - mean(rig, "accuracy"))
-    return {"drop_rate_p": p, "selected_by": criterion, "seeds": seeds,
+    return {"drop_rate_p": p, "averaging_start": t, "selected_by": criterion, "seeds": seeds,
             "rigl_ece": mean(rig, "ece"), "cigl_ece": mean(cig, "ece"),
             "rigl_ece_per_seed": [rig[s]["ece"] for s in seeds],
             "cigl_ece_per_seed": [cig[s]["ece"] for s in seeds],
@@ -85,13 +93,14 @@ def main() -> None:
         sources[pct] = data["extra"].get("commands", [])
         for crit in dict.fromkeys([args.select_by, "val_nll", "val_ece"]):
             rows.append({"sparsity": pct / 100, **check(data["runs"], crit)})
-    lines = ["| sparsity | p chosen by | p | seeds | RigL ECE | CigL ECE | ECE reduction "
+    lines = ["| sparsity | chosen by | p | T* | seeds | RigL ECE | CigL ECE | ECE reduction "
              "| CigL better (seeds) | acc CigL - RigL (points) | RigL NLL | CigL NLL "
-             "| meets #7 |", "|" + "---|" * 12]
+             "| meets #7 |", "|" + "---|" * 13]
     for r in rows:
         lines.append(
             f"| {100 * r['sparsity']:g} % | {r['selected_by'].replace('_', ' ')} "
-            f"| {r['drop_rate_p']:g} | {len(r['seeds'])} | {r['rigl_ece']:.4f} "
+            f"| {r['drop_rate_p']:g} | {r['averaging_start']:g} | {len(r['seeds'])} "
+            f"| {r['rigl_ece']:.4f} "
             f"| {r['cigl_ece']:.4f} | {100 * r['ece_reduction']:+.1f} % "
             f"| {r['cigl_wins']}/{len(r['seeds'])} | {r['accuracy_diff_points']:+.2f} "
             f"| {r['rigl_nll']:.3f} | {r['cigl_nll']:.3f} | {'yes' if r['passed'] else 'no'} |")

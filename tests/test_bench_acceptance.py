@@ -65,7 +65,7 @@ def test_cli_writes_table_and_errors_on_missing(tmp_path: Path) -> None:
            "--out", str(tmp_path / "acc")]
     ok = subprocess.run(cmd + ["--sparsities", "80"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert "| 80 % | val ece | 0.05 |" in ok.stdout
+    assert "| 80 % | val ece | 0.05 | 0.8 |" in ok.stdout
     assert json.loads((tmp_path / "acc.json").read_text())["rows"][0]["passed"]
     bad = subprocess.run(cmd + ["--sparsities", "90"], capture_output=True, text=True)
     assert bad.returncode != 0 and "ablation.py --sparsity 0.9" in bad.stderr
