@@ -36,15 +36,19 @@ def _config(r: dict[str, Any]) -> tuple[float, float]:
 
 def pick_config(runs: list[dict[str, Any]], criterion: str
                 ) -> tuple[tuple[float, float], list[int]]:
-    """The (p, T*) with the lowest mean ``criterion`` over the seeds every config has."""
-    cigl = C.select(runs, method="CigL")
-    configs = sorted({_config(r) for r in cigl})
-    if not configs:
-        raise ValueError("no CigL runs in the result file")
-    seeds = sorted(set.intersection(*({r["seed"] for r in cigl if _config(r) == c}
-                                      for c in configs)))
+    """The (p, T*) with the lowest mean ``criterion`` over RigL's seeds.
+
+    Only configurations run with every one of those seeds compete (a leftover run of an
+    older, smaller grid cannot shrink the comparison to its seeds).
+    """
+    seeds = sorted({r["seed"] for r in C.select(runs, method="RigL")})
     if not seeds:
-        raise ValueError("no seed was run with every (p, T*)")
+        raise ValueError("no RigL runs in the result file")
+    cigl = C.select(runs, method="CigL")
+    configs = sorted(c for c in {_config(r) for r in cigl}
+                     if set(seeds) <= {r["seed"] for r in cigl if _config(r) == c})
+    if not configs:
+        raise ValueError(f"no CigL (p, T*) was run with every RigL seed {seeds}")
 
     def score(c: tuple[float, float]) -> float:
         return statistics.fmean(r[criterion] for r in cigl

@@ -52,10 +52,13 @@ def test_fails_on_accuracy_drop_or_small_gain() -> None:
     assert not acceptance.check(runs, "val_ece")["passed"]
 
 
-def test_only_seeds_every_p_has_count() -> None:
-    runs = _runs() + [_run("CigL", 0.1, 2, 0.0, 0.0)]  # extra seed for one p only
+def test_configs_missing_seeds_do_not_compete() -> None:
+    runs = _runs() + [_run("CigL", 0.2, 0, 0.0, 0.0)]  # best on val, but one seed only
     row = acceptance.check(runs, "val_ece")
     assert row["seeds"] == [0, 1] and row["drop_rate_p"] == 0.05
+    with pytest.raises(ValueError, match="every RigL seed"):
+        acceptance.check([r for r in runs if r["method"] == "RigL" or r["seed"] == 0],
+                         "val_ece")
 
 
 def test_cli_writes_table_and_errors_on_missing(tmp_path: Path) -> None:
