@@ -12,7 +12,9 @@ training data held out as the validation split. Steps:
 Writes ``benchmarks/results/ablation_s<sparsity %>.{json,md}``.
 ``--resume`` skips runs already stored.
 
-    .venv/bin/python benchmarks/ablation.py            # ~20 min on 1 thread
+    G="--seeds 0 1 2 3 4 --drop-rates 0.005 0.01 0.05 0.1 0.2 --averaging-starts 0.6 0.8 0.9"
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.8 $G --resume  # ~30 min, 1 thread
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.9 $G --resume  # (what the README quotes)
     .venv/bin/python benchmarks/ablation.py --quick    # seconds (smoke test)
 """
 

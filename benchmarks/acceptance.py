@@ -7,9 +7,9 @@ come from ``ablation.py --sparsity S`` (same seeds, same hyper-parameters for bo
 except the random mask and averaging); (p, T*) is chosen here by mean validation ECE over
 the seeds (``--select-by val_nll`` for the other view), and only then is the test split read.
 
-    .venv/bin/python benchmarks/ablation.py --sparsity 0.8 --seeds 0 1 2 \\
-        --drop-rates 0.01 0.05 0.1 0.2 --averaging-starts 0.6 0.8 0.9 --resume
-    .venv/bin/python benchmarks/ablation.py --sparsity 0.9 ...   # the same at 90 %
+    G="--seeds 0 1 2 3 4 --drop-rates 0.005 0.01 0.05 0.1 0.2 --averaging-starts 0.6 0.8 0.9"
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.8 $G --resume
+    .venv/bin/python benchmarks/ablation.py --sparsity 0.9 $G --resume
     .venv/bin/python benchmarks/acceptance.py            # table + results/acceptance.{json,md}
 """
 
