@@ -36,24 +36,28 @@ def _config(r: dict[str, Any]) -> tuple[float, float]:
 
 def pick_config(runs: list[dict[str, Any]], criterion: str
                 ) -> tuple[tuple[float, float], list[int]]:
-    """The (p, T*) with the lowest mean ``criterion`` over RigL's seeds.
+    """(p, T*) chosen as ``ablation.py`` does: p at the default T*, then T* at that p.
 
-    Only configurations run with every one of those seeds compete (a leftover run of an
-    older, smaller grid cannot shrink the comparison to its seeds).
+    Scores are means of ``criterion`` over RigL's seeds, and only configurations run with
+    every one of those seeds compete (a leftover run of an older, smaller grid cannot
+    shrink the comparison to its seeds). A file without default-T* runs (``confirm.py``)
+    picks over all of its configurations.
     """
     seeds = sorted({r["seed"] for r in C.select(runs, method="RigL")})
     if not seeds:
         raise ValueError("no RigL runs in the result file")
     cigl = C.select(runs, method="CigL")
-    configs = sorted(c for c in {_config(r) for r in cigl}
-                     if set(seeds) <= {r["seed"] for r in cigl if _config(r) == c})
+    configs = [c for c in sorted({_config(r) for r in cigl})
+               if set(seeds) <= {r["seed"] for r in cigl if _config(r) == c}]
     if not configs:
         raise ValueError(f"no CigL (p, T*) was run with every RigL seed {seeds}")
 
     def score(c: tuple[float, float]) -> float:
         return statistics.fmean(r[criterion] for r in cigl
                                 if _config(r) == c and r["seed"] in seeds)
-    return min(configs, key=score), seeds
+    first = [c for c in configs if c[1] == DEFAULT_T_STAR] or configs
+    p = min(first, key=score)[0]
+    return min((c for c in configs if c[0] == p), key=score), seeds
 
 
 def check(runs: list[dict[str, Any]], criterion: str) -> dict[str, Any]:
@@ -82,16 +86,18 @@ def check(runs: list[dict[str, Any]], criterion: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sparsities", type=int, nargs="+", default=[80, 90],
-                    help="percent; reads results/ablation_s<percent>.json")
+                    help="percent, one result file each")
     ap.add_argument("--select-by", choices=["val_ece", "val_nll"], default="val_ece")
     ap.add_argument("--results", type=Path, default=C.RESULTS)
+    ap.add_argument("--prefix", default="ablation",
+                    help="reads <results>/<prefix>_s<percent>.json (confirm: confirm.py's)")
     ap.add_argument("--out", type=Path, default=C.RESULTS / "acceptance")
     args = ap.parse_args()
     rows, sources = [], {}
     for pct in args.sparsities:
-        path = args.results / f"ablation_s{pct}.json"
+        path = args.results / f"{args.prefix}_s{pct}.json"
         if not path.is_file():
-            raise SystemExit(f"{path} is missing: run benchmarks/ablation.py --sparsity "
+            raise SystemExit(f"{path} is missing: run benchmarks/{args.prefix}.py --sparsity "
                              f"{pct / 100:g} first")
         data = json.loads(path.read_text())
         sources[pct] = data["extra"].get("commands", [])

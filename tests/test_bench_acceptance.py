@@ -61,6 +61,17 @@ def test_configs_missing_seeds_do_not_compete() -> None:
                          "val_ece")
 
 
+def test_t_star_is_searched_only_at_the_chosen_p() -> None:
+    """As ablation.py does it: p at the default T* first, then T* at that p."""
+    runs = _runs()
+    for s in (0, 1):  # T* = 0.6 at the losing p looks best on val but is not on the path
+        runs.append({**_run("CigL", 0.1, s, 0.001, 0.02), "averaging_start": 0.6})
+        runs.append({**_run("CigL", 0.05, s, 0.005, 0.012), "averaging_start": 0.9})
+    row = acceptance.check(runs, "val_ece")
+    assert (row["drop_rate_p"], row["averaging_start"]) == (0.05, 0.9)
+    assert row["ece_reduction"] == pytest.approx(0.4)
+
+
 def test_cli_writes_table_and_errors_on_missing(tmp_path: Path) -> None:
     (tmp_path / "ablation_s80.json").write_text(json.dumps(
         {"runs": _runs(), "extra": {"commands": ["x"]}}))
