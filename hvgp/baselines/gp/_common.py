@@ -27,6 +27,7 @@ __all__ = [
     "as_features",
     "as_labels",
     "as_targets",
+    "class_labels",
     "kmeans_inducing_points",
     "make_kernel",
     "systematic_resample",
@@ -89,6 +90,19 @@ def as_labels(y: Any, n: int, device: torch.device, num_classes: int | None = No
     if num_classes is not None and (t >= num_classes).any():
         raise ValueError(f"class labels must be < num_classes={num_classes}, got {int(t.max())}")
     return t
+
+
+def class_labels(y: Any, n: int, device: torch.device, num_classes: int | None = None
+                 ) -> tuple[torch.Tensor, int]:
+    """Labels (see :func:`as_labels`) and the class count (``num_classes`` or max label + 1).
+
+    :raises ValueError: fewer than 2 classes (nothing to classify).
+    """
+    labels = as_labels(y, n, device, num_classes)
+    count = num_classes or int(labels.max()) + 1
+    if count < 2:
+        raise ValueError("classification needs at least 2 classes")
+    return labels, count
 
 
 # ---- model parts ----------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from gpytorch.models.deep_gps import DeepGP, DeepGPLayer
 
 from hvgp.baselines.gp._common import (
     GPEstimator,
-    as_labels,
     as_targets,
+    class_labels,
     kmeans_inducing_points,
     minibatches,
 )
@@ -148,10 +148,7 @@ class DeepEstimatorBase(GPEstimator):
 
     def _targets(self, y: Any, n: int) -> torch.Tensor:
         if self.is_classifier:
-            labels = as_labels(y, n, self.device, self.num_classes)
-            self.num_classes_ = self.num_classes or int(labels.max()) + 1
-            if self.num_classes_ < 2:
-                raise ValueError("classification needs at least 2 classes")
+            labels, self.num_classes_ = class_labels(y, n, self.device, self.num_classes)
             return labels
         t = as_targets(y, n, self.dtype, self.device)
         self.y_mean_ = t.mean()

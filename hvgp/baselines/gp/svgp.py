@@ -20,7 +20,7 @@ import torch
 
 from hvgp.baselines.gp._common import (
     GPEstimator,
-    as_labels,
+    class_labels,
     kmeans_inducing_points,
     make_kernel,
     minibatches,
@@ -132,10 +132,7 @@ class SVGPClassifier(GPEstimator):
         """Maximise the ELBO with Adam on minibatches of ``batch_size`` (None: full batch)."""
         self.num_features_ = None
         x = self._features(x_train)
-        y = as_labels(y_train, x.shape[0], self.device, self.num_classes)
-        num_classes = self.num_classes or int(y.max()) + 1
-        if num_classes < 2:
-            raise ValueError("classification needs at least 2 classes")
+        y, num_classes = class_labels(y_train, x.shape[0], self.device, self.num_classes)
         with self._rng(), self._settings():
             self._build(x, num_classes)
             model, likelihood = self.model, self.likelihood
