@@ -345,6 +345,15 @@ class GPEstimator:
     def _features(self, x: Any) -> torch.Tensor:
         return as_features(x, self.dtype, self.device, self.num_features_)
 
+    def _standardise(self, y: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+        """Regression targets scaled to mean 0 / std 1; the shift and scale are kept in
+        ``y_mean_`` / ``y_std_`` (0 and 1 when disabled, one point or constant targets)."""
+        zero = torch.zeros((), dtype=y.dtype, device=y.device)
+        self.y_mean_ = y.mean() if enabled else zero
+        std = y.std() if enabled and y.shape[0] > 1 else zero + 1.0
+        self.y_std_ = std if std > 0 else torch.ones_like(std)
+        return (y - self.y_mean_) / self.y_std_
+
     def _check_fitted(self) -> None:
         if self.num_features_ is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")

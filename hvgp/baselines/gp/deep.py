@@ -150,11 +150,7 @@ class DeepEstimatorBase(GPEstimator):
         if self.is_classifier:
             labels, self.num_classes_ = class_labels(y, n, self.device, self.num_classes)
             return labels
-        t = as_targets(y, n, self.dtype, self.device)
-        self.y_mean_ = t.mean()
-        std = t.std() if n > 1 else torch.ones_like(self.y_mean_)
-        self.y_std_ = std if std > 0 else torch.ones_like(std)
-        return (t - self.y_mean_) / self.y_std_
+        return self._standardise(as_targets(y, n, self.dtype, self.device))
 
     def fit(
         self,

@@ -128,11 +128,7 @@ class ExactGPRegressor(GPEstimator):
         self.num_features_ = None
         x = self._features(x_train)
         y = as_targets(y_train, x.shape[0], self.dtype, self.device)
-        zero = torch.zeros((), dtype=y.dtype, device=y.device)
-        self.y_mean_ = y.mean() if self.normalize_y else zero
-        std = y.std() if self.normalize_y and y.shape[0] > 1 else zero + 1.0
-        self.y_std_ = std if std > 0 else torch.ones_like(std)
-        yn = (y - self.y_mean_) / self.y_std_
+        yn = self._standardise(y, self.normalize_y)
         with self._rng(), self._settings():
             self._build(x, yn)
             model, likelihood = self.model, self.likelihood
