@@ -23,10 +23,13 @@ from typing import Any
 
 import _common as C
 
+from hvgp.config import RunConfig
+
 #: the acceptance thresholds of issue #7
 MIN_REDUCTION = 0.30
 MAX_ACC_DROP_POINTS = 0.5
-DEFAULT_T_STAR = 0.8
+#: T* of runs stored without one, and where the p search happens (as in ablation.py)
+DEFAULT_T_STAR = RunConfig.averaging_start
 
 
 def _config(r: dict[str, Any]) -> tuple[float, float]:
