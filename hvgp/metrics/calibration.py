@@ -9,8 +9,14 @@ of exactly 1.0 lands in the last bin and one of exactly 0.5 in ``(0.4, 0.5]``. t
 ``CalibrationError`` and netcal bin ``[lo, hi)`` instead (torchmetrics also puts 1.0 in an extra
 bin of its own and casts to float32); pass ``closed="left"`` to reproduce them. The two agree
 whenever no confidence sits exactly on an interior edge, which is almost surely the case for
-real softmax outputs. ``engine="torchmetrics"`` runs the torchmetrics implementation itself
-(confidences clamped just below 1.0 so that they fall in the last regular bin).
+real softmax outputs. Equal-width edges are exact: edge ``k`` is the float64 nearest ``k/n``
+(``arange(n + 1) / n``), so a confidence equal to the literal ``0.55`` is *on* the edge 11/20
+and goes to ``(0.5, 0.55]`` (``closed="right"``) or ``[0.55, 0.6)`` (``closed="left"``).
+torchmetrics and netcal build their edges with ``linspace``, which is off by one ulp at some
+``k/n`` (3/10 in NumPy float64, several in torchmetrics' float32), so on such ties they can
+differ from ``closed="left"``; elsewhere they agree. ``engine="torchmetrics"`` runs the
+torchmetrics implementation itself (confidences clamped just below 1.0 so that they fall in the
+last regular bin).
 """
 
 from __future__ import annotations
@@ -49,9 +55,19 @@ def _check_bins(n_bins: int, binning: str, closed: str) -> None:
                          f"got {closed!r}")
 
 
+def _grid(n_bins: int, device: torch.device) -> torch.Tensor:
+    """``k / n_bins`` for k = 0..n_bins, each the float64 nearest the exact fraction.
+
+    ``arange / n`` is one correctly rounded division per edge, so edge 11/20 is the literal
+    0.55 (``torch.linspace`` gives 0.5499999999999999 there and 0.30000000000000004 for 3/10,
+    which sent confidences of exactly 0.55 or 0.3 into the neighbouring bin).
+    """
+    return torch.arange(n_bins + 1, dtype=torch.float64, device=device) / n_bins
+
+
 def _edges(values: torch.Tensor, n_bins: int, binning: str) -> torch.Tensor:
     """Bin edges ``(n_bins + 1,)`` on [0, 1]: equal width or equal mass (quantiles of values)."""
-    grid = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=values.device)
+    grid = _grid(n_bins, values.device)
     if binning == "width":
         return grid
     edges = torch.quantile(values.to(torch.float64), grid)
