@@ -23,6 +23,7 @@ from hvgp.metrics.classification import (
     nll,
     predictive_entropy,
 )
+from hvgp.metrics.debiased import debiased_ece
 from hvgp.metrics.ood import ood_auroc, ood_scores
 from hvgp.metrics.regression import (
     crps_samples,
@@ -46,6 +47,7 @@ __all__ = [
     "classwise_ece",
     "confidence_histogram",
     "crps_samples",
+    "debiased_ece",
     "ece",
     "gaussian_nll",
     "interval_coverage",
