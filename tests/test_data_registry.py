@@ -7,8 +7,9 @@ import torch
 
 from hvgp.data import ArrayDataset, DatasetInfo, get_dataset, get_loaders, list_datasets
 
-CONTRACT_NAMES = ["mnist1d", "mnist1d-shift", "digits", "breast_cancer", "wine", "iris",
-                  "diabetes", "gap1d", "moons", "spirals", "cifar10", "cifar100"]
+CONTRACT_NAMES = ["mnist1d", "mnist1d-shift", "mnist1d-large", "mnist1d-large-shift", "digits",
+                  "breast_cancer", "wine", "iris", "diabetes", "gap1d", "moons", "spirals",
+                  "cifar10", "cifar100"]
 
 
 def test_list_datasets_covers_the_contract():

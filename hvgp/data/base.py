@@ -250,6 +250,7 @@ def build_splits(
     pool_index: np.ndarray | None = None,
     test_index: np.ndarray | None = None,
     stats: dict[str, Any] | None = None,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, ArrayDataset]:
     """Carve validation from the pool, fit preprocessing on train only, wrap three splits.
 
@@ -265,6 +266,8 @@ def build_splits(
     :param pool_index: original indices of the pool rows (default ``arange``).
     :param test_index: original indices of the test rows (default after the pool).
     :param stats: extra entries for :attr:`DatasetInfo.stats`.
+    :param val: ``(x, y)`` a separate validation set (then the whole pool trains and
+        ``val_fraction`` must be 0); its rows are indexed after the test rows.
     """
     x_pool, y_pool = np.asarray(pool[0]), np.asarray(pool[1])
     x_test, y_test = np.asarray(test[0]), np.asarray(test[1])
@@ -281,6 +284,16 @@ def build_splits(
 
     xs = {"train": x_pool[tr], "val": x_pool[va], "test": x_test}
     ys = {"train": y_pool[tr], "val": y_pool[va], "test": y_test}
+    val_index = pool_index[va]
+    if val is not None:
+        if val_fraction:
+            raise ValueError("pass either a separate validation set or val_fraction > 0, "
+                             f"not both (val_fraction={val_fraction})")
+        xs["val"], ys["val"] = np.asarray(val[0]), np.asarray(val[1])
+        if xs["val"].shape[1:] != x_pool.shape[1:]:
+            raise ValueError(f"validation rows {xs['val'].shape[1:]} and pool rows "
+                             f"{x_pool.shape[1:]} differ")
+        val_index = n_pool + len(y_test) + np.arange(len(ys["val"]))
     if standardize_axes is not None:
         scaler = Standardizer.fit(xs["train"], standardize_axes)
         stats["x_mean"], stats["x_std"] = scaler.flat()
@@ -293,8 +306,8 @@ def build_splits(
         ys = {k: yscale.transform(v) for k, v in ys.items()}
 
     info = DatasetInfo(name=name, task=task, input_shape=tuple(x_pool.shape[1:]),
-                       num_classes=num_classes, n_train=len(tr), n_val=len(va),
+                       num_classes=num_classes, n_train=len(tr), n_val=len(ys["val"]),
                        n_test=len(y_test), stats=stats)
-    index = {"train": pool_index[tr], "val": pool_index[va], "test": test_index}
+    index = {"train": pool_index[tr], "val": val_index, "test": test_index}
     return {k: ArrayDataset(torch.from_numpy(np.ascontiguousarray(xs[k], dtype=np.float32)),
                             ys[k], info, source_index=index[k]) for k in SPLITS}

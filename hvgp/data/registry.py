@@ -23,7 +23,12 @@ from torch.utils.data import DataLoader
 
 from .base import SPLITS, ArrayDataset, DatasetInfo
 from .cifar import cifar_augmentation, load_cifar
-from .mnist1d import load_mnist1d, load_mnist1d_shift
+from .mnist1d import (
+    load_mnist1d,
+    load_mnist1d_large,
+    load_mnist1d_large_shift,
+    load_mnist1d_shift,
+)
 from .sklearn_sets import SKLEARN_SETS, load_sklearn
 from .synthetic import load_gap1d, load_moons, load_spirals
 
@@ -43,6 +48,8 @@ class _Entry:
 _REGISTRY: dict[str, _Entry] = {
     "mnist1d": _Entry(load_mnist1d),
     "mnist1d-shift": _Entry(load_mnist1d_shift),
+    "mnist1d-large": _Entry(load_mnist1d_large),
+    "mnist1d-large-shift": _Entry(load_mnist1d_large_shift),
     **{name: _Entry(partial(load_sklearn, name)) for name in SKLEARN_SETS},
     "gap1d": _Entry(load_gap1d),
     "moons": _Entry(load_moons),
