@@ -120,6 +120,35 @@ def scored_run(cfg: RunConfig, validation: bool = False, shift: bool = False,
     return rec, result
 
 
+def predictions_path(folder: Path, key: dict[str, Any]) -> Path:
+    """Where the test predictions of the run ``key`` are kept (one ``.npz`` per run)."""
+    stem = "_".join(f"{v}" for v in key.values()).replace("/", "-").replace(" ", "")
+    return Path(folder) / f"{stem}.npz"
+
+
+def save_predictions(folder: Path, key: dict[str, Any], probs: torch.Tensor,
+                     labels: torch.Tensor) -> Path:
+    """Keep a run's test probabilities and labels, so new metrics can re-score it later."""
+    import numpy as np
+
+    path = predictions_path(folder, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, probs=probs.detach().cpu().float().numpy(),
+                        labels=labels.cpu().numpy(), key=json.dumps(key))
+    return path
+
+
+def load_predictions(folder: Path, key: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The stored ``(probs, labels)`` of run ``key`` as float64/int64 tensors, if kept."""
+    import numpy as np
+
+    path = predictions_path(folder, key)
+    if not path.is_file():
+        return None
+    with np.load(path) as d:
+        return (torch.from_numpy(d["probs"]).double(), torch.from_numpy(d["labels"]).long())
+
+
 class ResultFile:
     """A JSON result file written after every run, so an interrupted sweep can resume."""
 
