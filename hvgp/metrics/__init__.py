@@ -23,6 +23,7 @@ from hvgp.metrics.classification import (
     nll,
     predictive_entropy,
 )
+from hvgp.metrics.consistency import ConsistencyFloor, consistency_floor
 from hvgp.metrics.debiased import debiased_ece
 from hvgp.metrics.ood import ood_auroc, ood_scores
 from hvgp.metrics.regression import (
@@ -46,6 +47,8 @@ __all__ = [
     "classification_report",
     "classwise_ece",
     "confidence_histogram",
+    "consistency_floor",
+    "ConsistencyFloor",
     "crps_samples",
     "debiased_ece",
     "ece",
