@@ -36,6 +36,12 @@ from hvgp.metrics.regression import (
     rmse,
 )
 from hvgp.metrics.report import classification_report, regression_report
+from hvgp.metrics.significance import (
+    PairedDifference,
+    paired_difference,
+    paired_differences,
+    paired_table,
+)
 from hvgp.metrics.temperature import TemperatureScaling
 
 __all__ = [
@@ -59,6 +65,10 @@ __all__ = [
     "nll",
     "ood_auroc",
     "ood_scores",
+    "paired_difference",
+    "paired_differences",
+    "paired_table",
+    "PairedDifference",
     "pit_histogram",
     "pit_values",
     "predictive_entropy",
