@@ -4,6 +4,12 @@ Every function takes plain probabilities ``(N, C)`` (torch or NumPy) or
 :class:`~hvgp.predict.PredictiveSamples`, and validates its input: NaN/inf, wrong shapes,
 rows not summing to 1 and labels out of range raise ``ValueError`` naming the problem.
 Computation is float64 on the input's device.
+
+Evidence for a calibration claim: :func:`consistency_floor` (the ECE a perfectly calibrated
+predictor with the same confidences shows on this many points, and the p-value of "this model
+is calibrated"), :func:`debiased_ece` (Kumar et al. 2019's debiased L2 calibration error) and,
+across seeds, :func:`paired_difference` / :func:`paired_table` (paired mean difference with a
+t interval, paired t and Wilcoxon tests, wins per seed), which take per-seed numbers instead.
 """
 
 from hvgp.metrics.calibration import (
