@@ -70,7 +70,7 @@ def test_floor_on_20000_points_takes_well_under_a_second() -> None:
     consistency_floor(p[:100], y[:100])  # warm-up
     start = time.perf_counter()
     consistency_floor(p, y, n_resamples=200)
-    assert time.perf_counter() - start < 1.5  # measured: about 0.13 s on one thread
+    assert time.perf_counter() - start < 2.0  # measured: 0.13 s on one idle thread, 0.45 s loaded
 
 
 def test_bernoulli_correctness_resampling_matches_resampling_labels() -> None:
