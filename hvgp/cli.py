@@ -14,7 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from hvgp.config import MODELS, RunConfig, load_config
+from hvgp.config import RunConfig, load_config
+from hvgp.registry import get_model, model_names
 
 __all__ = ["main", "build_parser"]
 
@@ -27,7 +28,7 @@ _EPILOG = """examples:
 """
 
 _HELP = {
-    "model": f"method to train: {', '.join(MODELS)}",
+    "model": "method to train (see `hvgp list`)",
     "data": "data set (see `hvgp list`)",
     "arch": "network: mlp, cnn1d, wrn-22-2, resnet18, resnet50",
     "width": "channel / hidden-width multiplier (over-parameterisation)",
@@ -42,7 +43,7 @@ _HELP = {
     "lr_schedule": "cosine, multistep or constant",
     "delta_t": "RigL update interval in steps",
     "t_end": "fraction of training after which the mask stops changing",
-    "alpha": "initial RigL drop fraction",
+    "drop_fraction": "initial RigL drop fraction (rewired share of active weights)",
     "averaging_start": "fraction of epochs after which weights are averaged (CigL)",
     "num_samples": "random-mask samples at prediction (1 = the deterministic averaged model)",
     "val_fraction": "fraction of the training split held out for validation",
@@ -51,11 +52,27 @@ _HELP = {
 }
 
 
+_OPTION = "option:"  # argparse dest prefix of the models' own options
+
+
+def model_options() -> dict[str, tuple[Any, list[str]]]:
+    """Every registered model option: name -> (default, models that have it)."""
+    table: dict[str, tuple[Any, list[str]]] = {}
+    for name in model_names():
+        for key, default in get_model(name).options.items():
+            table.setdefault(key, (default, []))[1].append(name)
+    return table
+
+
 def _add_run_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """One ``--flag`` per :class:`RunConfig` field; defaults stay None so files can fill them."""
+    """One ``--flag`` per :class:`RunConfig` field and per model option (the registry's
+    ``options``); defaults stay None so files can fill them."""
     p.add_argument("--config", type=Path, help="TOML or JSON file with run options")
+    for key, (default, owners) in model_options().items():
+        p.add_argument(f"--{key.replace('_', '-')}", dest=_OPTION + key, type=type(default),
+                       default=None, help=f"option of {', '.join(owners)} (default: {default})")
     for f in fields(RunConfig):
-        if f.name in skip:
+        if f.name in skip or f.name == "model_options":
             continue
         kind = {"int": int, "float": float, "str": str}[str(f.type)]
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None,
@@ -111,11 +128,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace, **extra: Any) -> RunConfig:
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options given as flags."""
+    return {k.removeprefix(_OPTION): v for k, v in vars(args).items()
+            if k.startswith(_OPTION) and v is not None}
+
+
+def _config(args: argparse.Namespace, options: bool = True) -> RunConfig:
+    """The run configuration of the flags over the file; ``options``: with the model
+    options (for one model; ``compare`` hands them to each model that has them)."""
     names = {f.name for f in fields(RunConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    given.update(extra)
+    if options and _options(args):
+        given["model_options"] = _options(args)
     return load_config(args.config, **given)
+
+
+def _per_model(args: argparse.Namespace, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``compare`` overrides: each model gets the given options it has."""
+    opts = _options(args)
+    out = {}
+    for m in models:
+        mine = {k: v for k, v in opts.items() if k in get_model(m).options}
+        if mine:
+            out[m] = {"model_options": mine}
+    return out
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -138,9 +175,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from hvgp.experiment import compare, format_table
 
-    base = _config(args)
+    base = _config(args, options=False)
     results = compare(args.models, base.data, args.seeds, base=base, out=args.out,
-                      progress=not args.quiet)
+                      progress=not args.quiet, overrides=_per_model(args, args.models))
     print(format_table(results))
     if args.out:
         print(f"\nwritten: {args.out}/results.json, table.md, reliability.png")
@@ -150,12 +187,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from hvgp.experiment import compare, summarize
 
-    base = _config(args)
+    base = _config(args, options=False)
     records = []
     for s in args.sparsities:
         out = None if args.out is None else args.out / f"sparsity-{s}"
         res = compare(args.models, base.data, list(range(args.seeds)),
-                      base=base.updated(sparsity=s), out=out, progress=not args.quiet)
+                      base=base.updated(sparsity=s), out=out, progress=not args.quiet,
+                      overrides=_per_model(args, args.models))
         for model, stats in summarize(res).items():
             records.append({**{k: v[0] for k, v in stats.items()},
                             **{f"{k}_std": v[1] for k, v in stats.items()},
@@ -179,7 +217,10 @@ def _cmd_list(_: argparse.Namespace) -> int:
     from hvgp.data import list_datasets
     from hvgp.nn import ARCHITECTURES
 
-    print("models:        " + ", ".join(MODELS))
+    for kind in ("network", "wrapper", "gp"):
+        print(f"models ({kind}):".ljust(18) + ", ".join(model_names(kind)))
+    for key, (default, owners) in model_options().items():
+        print(f"  --{key.replace('_', '-')} (default {default}): {', '.join(owners)}")
     print("data sets:     " + ", ".join(list_datasets()))
     print("architectures: " + ", ".join(sorted(ARCHITECTURES)))
     return 0

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, fields, replace
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "MODELS"]
+__all__ = ["RunConfig", "load_config"]  # and MODELS, read from hvgp.registry
 
-#: model names the package can train (``hvgp train --model``)
-MODELS: tuple[str, ...] = (
-    "cigl", "rigl", "set", "static", "dense", "mc-dropout", "wdp",
-    "label-smoothing", "mixup", "temperature", "ensemble", "svgp", "nngp", "deepgp",
-)
+#: keys of old ``config.json`` files -> their current names (read with a DeprecationWarning)
+RENAMED: dict[str, str] = {"alpha": "drop_fraction"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODELS":  # model names the package can train, from :mod:`hvgp.registry`
+        from hvgp.registry import model_names
+
+        return model_names()
+    raise AttributeError(f"module 'hvgp.config' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -45,20 +51,35 @@ class RunConfig:
     lr_schedule: str = "cosine"
     delta_t: int = 100
     t_end: float = 0.75
-    alpha: float = 0.3
+    drop_fraction: float = 0.3
     averaging_start: float = 0.8
     num_samples: int = 1
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
+    #: the model's own options (``hvgp list`` names them), e.g. ``{"mixup_alpha": 0.4}``
+    model_options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        from hvgp.registry import get_model
+
+        try:
+            spec = get_model(self.model)
+        except ValueError as e:
+            raise ValueError(str(e).replace("valid names", "choose one of")) from None
+        object.__setattr__(self, "model", spec.name)  # aliases resolve to one name
+        object.__setattr__(self, "model_options", dict(self.model_options))
+        unknown = sorted(set(self.model_options) - set(spec.options))
+        if unknown:
+            valid = ", ".join(spec.options) or "none"
+            raise ValueError(f"model {self.model!r} has no options {unknown}; its options: "
+                             f"{valid}")
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        if not 0.0 <= self.drop_fraction <= 1.0:
+            raise ValueError(f"drop_fraction must be in [0, 1], got {self.drop_fraction}")
         for name in ("epochs", "batch_size", "delta_t", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -69,7 +90,14 @@ class RunConfig:
             raise ValueError("lr and width must be positive")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain fields (``model_options`` as a plain dict)."""
         return asdict(self)
+
+    def options(self) -> dict[str, Any]:
+        """The model's options: its registered defaults updated by ``model_options``."""
+        from hvgp.registry import get_model
+
+        return {**get_model(self.model).options, **self.model_options}
 
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as JSON."""
@@ -77,7 +105,19 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Build from a mapping, refusing keys that are not configuration fields."""
+        """Build from a mapping, refusing keys that are not configuration fields.
+
+        Keys of older files (``alpha``, now ``drop_fraction``) are renamed with a
+        DeprecationWarning, so stored runs stay readable.
+        """
+        values = dict(values)
+        for old, new in RENAMED.items():
+            if old in values:
+                if new in values:
+                    raise ValueError(f"config has both {old!r} and its new name {new!r}")
+                warnings.warn(f"config key {old!r} is now {new!r}", DeprecationWarning,
+                              stacklevel=2)
+                values[new] = values.pop(old)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -104,5 +144,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
         else:
             values = tomllib.loads(path.read_text())
             values = values.get("run", values)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "model_options" in given:  # flags add to the file's options, key by key
+        given["model_options"] = {**values.get("model_options", {}), **given["model_options"]}
+    values.update(given)
     return RunConfig.from_dict(values)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +19,24 @@ from typing import Any
 import torch
 
 from hvgp.config import RunConfig
+from hvgp.estimator import Estimator
+from hvgp.metrics.score import score
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import get_model, make_estimator, model_names
 from hvgp.utils import seed_everything
 
 __all__ = ["RunResult", "run", "compare", "evaluate_run", "format_table", "build_estimator",
-           "GP_MODELS", "summarize"]
+           "summarize"]  # and GP_MODELS / WRAPPER_MODELS, read from the registry
 
-#: models trained as GPyTorch GPs on the flattened training inputs
-GP_MODELS: tuple[str, ...] = ("svgp", "nngp", "deepgp")
 
-#: estimators that wrap other estimators (several networks, or a fitted temperature): no
-#: training checkpoint and no re-evaluation from ``model.pt``
-WRAPPER_MODELS: tuple[str, ...] = ("ensemble", "temperature")
+def __getattr__(name: str) -> Any:
+    # GP_MODELS: GPyTorch GPs on the flattened inputs; WRAPPER_MODELS: several networks or a
+    # fitted temperature (no training checkpoint). Both from :mod:`hvgp.registry`.
+    kinds = {"GP_MODELS": "gp", "WRAPPER_MODELS": "wrapper"}
+    if name in kinds:
+        return model_names(kinds[name])
+    raise AttributeError(f"module 'hvgp.experiment' has no attribute {name!r}")
+
 
 #: metrics shown in tables, in order
 TABLE_METRICS: tuple[str, ...] = ("accuracy", "ece", "mce", "nll", "brier", "ood_auroc")
@@ -60,101 +66,37 @@ class RunResult:
         }
 
 
-class _LoaderGP:
-    """Gives a GPyTorch estimator (``fit(x, y)``) the loader surface of the neural models."""
-
-    def __init__(self, gp: Any) -> None:
-        self.gp = gp
-
-    @staticmethod
-    def _arrays(loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = zip(*[(x.flatten(1), y) for x, y in loader])
-        return torch.cat(xs), torch.cat(ys)
-
-    def fit(self, train_loader: Iterable, epochs: int, **_: Any) -> _LoaderGP:
-        x, y = self._arrays(train_loader)
-        self.gp.fit(x, y, epochs=epochs)
-        return self
-
-    def predict_loader(
-        self, loader: Iterable, num_samples: int | None = None
-    ) -> tuple[PredictiveSamples, torch.Tensor]:
-        x, y = self._arrays(loader)
-        return self.gp.predict(x, num_samples=num_samples or 64).to("cpu"), y
-
-    def sparsity(self) -> float:
-        return 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.gp.model.state_dict(), "likelihood": self.gp.likelihood.state_dict()}
-
-
 def build_estimator(cfg: RunConfig, info: Any, progress: bool = False,
-                    checkpoint: str | Path | None = None) -> Any:
-    """The estimator ``cfg.model`` names, built for data set ``info`` (shapes, classes)."""
-    if cfg.model in GP_MODELS:
-        return _build_gp(cfg, info, progress)
-    from hvgp.baselines.nn import make_estimator
+                    checkpoint: str | Path | None = None) -> Estimator:
+    """The estimator ``cfg.model`` names, built for data set ``info`` (shapes, classes).
+
+    Networks and wrappers get the recipes of ``cfg`` (:mod:`hvgp.infer.recipes`), the
+    fields their registration ``reads`` and their ``model_options``; GPs get the device,
+    seed and options.
+    """
     from hvgp.nn import build_model
 
-    kw: dict[str, Any] = dict(
-        sparsity=cfg.sparsity, method=cfg.sparse_init, delta_t=cfg.delta_t, t_end=cfg.t_end,
-        alpha=cfg.alpha, optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        schedule=cfg.lr_schedule, device=cfg.device, seed=cfg.seed, progress=progress,
-    )
+    spec = get_model(cfg.model)
+    kw: dict[str, Any] = dict(device=cfg.device, seed=cfg.seed, progress=progress,
+                              **cfg.options())
+    if spec.kind == "gp":
+        if info.task == "classification":
+            kw["num_classes"] = info.num_classes
+        return make_estimator(spec.name, task=info.task, **kw)
+    from hvgp.infer.recipes import OptimRecipe, TopologyRecipe
+
+    kw.update(sparsity=cfg.sparsity, topology=TopologyRecipe.from_config(cfg),
+              optim=OptimRecipe.from_config(cfg))
+    kw.update({arg: getattr(cfg, name) for name, arg in spec.reads.items()})
     if info.task == "regression":  # categorical is every estimator's default
         kw["likelihood"] = "normal"
-    # the random mask belongs to CigL and W-DP only; averaging to CigL only
-    if cfg.model in ("cigl", "wdp"):
-        kw["drop_rate"] = cfg.drop_rate
-    if cfg.model == "cigl":
-        kw["average_start"] = cfg.averaging_start
-    if checkpoint is not None and cfg.model not in WRAPPER_MODELS:
+    if checkpoint is not None and spec.checkpoints:
         kw["checkpoint"] = checkpoint
 
     def factory() -> torch.nn.Module:
         return build_model(cfg.arch, info, width=cfg.width)
 
-    return make_estimator(cfg.model, factory, **kw)
-
-
-def _build_gp(cfg: RunConfig, info: Any, progress: bool) -> _LoaderGP:
-    """GP baselines by name; on regression data ``svgp`` is the exact GP (it fits in memory)."""
-    from hvgp.baselines import gp
-
-    common = dict(device=cfg.device, seed=cfg.seed, progress=progress)
-    if info.task == "regression":
-        cls = {"svgp": gp.ExactGPRegressor, "nngp": gp.NNGPRegressor,
-               "deepgp": gp.DeepGPRegressor}[cfg.model]
-        return _LoaderGP(cls(**common))
-    cls = {"svgp": gp.SVGPClassifier, "nngp": gp.NNGPClassifier,
-           "deepgp": gp.DeepGPClassifier}[cfg.model]
-    return _LoaderGP(cls(num_classes=info.num_classes, **common))
-
-
-def _prediction_nets(est: Any) -> list[torch.nn.Module]:
-    """The networks an estimator predicts with (ensembles: one per member)."""
-    if hasattr(est, "members"):
-        return [n for m in est.members for n in _prediction_nets(m)]
-    if hasattr(est, "estimator"):  # a wrapper such as TemperatureScaled
-        return _prediction_nets(est.estimator)
-    net = getattr(est, "model_", None)
-    return [] if net is None else [net]
-
-
-def _nonzero(est: Any) -> int:
-    """Non-zero parameters of the prediction network(s) (GPs: all their parameters)."""
-    if isinstance(est, _LoaderGP):
-        return sum(int((p != 0).sum()) for p in est.gp.model.parameters())
-    return sum(int((p != 0).sum()) for n in _prediction_nets(est) for p in n.parameters())
-
-
-def _score(samples: PredictiveSamples, y: torch.Tensor) -> dict[str, float]:
-    from hvgp.metrics import classification_report, regression_report
-
-    if samples.is_classification:
-        return classification_report(samples, y)
-    return regression_report(samples, y)
+    return make_estimator(spec.name, factory, **kw)
 
 
 def _shift_metrics(est: Any, cfg: RunConfig, clean: PredictiveSamples,
@@ -168,7 +110,7 @@ def _shift_metrics(est: Any, cfg: RunConfig, clean: PredictiveSamples,
         return {}
     _, _, test, _ = get_loaders(name, batch_size=512, seed=cfg.seed)
     shifted, y = est.predict_loader(test, num_samples=num_samples)
-    out = {f"shift_{k}": v for k, v in _score(shifted, y).items()
+    out = {f"shift_{k}": v for k, v in score(shifted, y).items()
            if k in ("accuracy", "ece", "nll", "brier")}
     out["ood_auroc"] = ood_auroc(clean, shifted)
     return out
@@ -188,30 +130,31 @@ def run(cfg: RunConfig, out: str | Path | None = None, progress: bool = False,
     seed_everything(cfg.seed)
     train, val, test, info = get_loaders(cfg.data, batch_size=cfg.batch_size, seed=cfg.seed,
                                          val_fraction=cfg.val_fraction)
+    spec = get_model(cfg.model)
     folder = None if out is None else Path(out)
     ckpt = None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         cfg.save(folder / "config.json")
-        if cfg.model not in GP_MODELS:
+        if spec.checkpoints:
             ckpt = folder / "checkpoint.pt"
     if resume and (ckpt is None or not ckpt.is_file()):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt} to continue from")
     est = build_estimator(cfg, info, progress=progress, checkpoint=ckpt)
     t0 = time.perf_counter()
     fit_kw: dict[str, Any] = {"resume": ckpt} if resume else {}
-    if cfg.model == "temperature":
-        fit_kw["val_loader"] = val  # the temperature is fitted on the validation split
-    est.fit(train, cfg.epochs, **fit_kw)
+    if spec.needs_val:
+        fit_kw["val_loader"] = val  # e.g. the temperature is fitted on the validation split
+    est.fit(train, epochs=cfg.epochs, **fit_kw)
     train_s = time.perf_counter() - t0
-    num_samples = None if cfg.num_samples <= 1 and cfg.model not in GP_MODELS else cfg.num_samples
+    num_samples = est.run_samples(cfg.num_samples)
     t0 = time.perf_counter()
     samples, y = est.predict_loader(test, num_samples=num_samples)
     predict_s = time.perf_counter() - t0
-    metrics = _score(samples, y)
+    metrics = score(samples, y)
     if shift:
         metrics.update(_shift_metrics(est, cfg, samples, num_samples))
-    result = RunResult(cfg, metrics, train_s, predict_s, float(est.sparsity()), _nonzero(est),
+    result = RunResult(cfg, metrics, train_s, predict_s, float(est.sparsity()), est.nonzero(),
                        samples, y, est)
     if folder is not None:
         _save_run(folder, result)
@@ -220,14 +163,10 @@ def run(cfg: RunConfig, out: str | Path | None = None, progress: bool = False,
 
 def _save_run(folder: Path, result: RunResult) -> None:
     (folder / "metrics.json").write_text(json.dumps(result.row(), indent=2) + "\n")
-    est = result.estimator
-    if hasattr(est, "state_dict"):
-        states = [est.state_dict()]
-    else:
-        states = [net.state_dict() for net in _prediction_nets(est)]
     from hvgp.infer import save_checkpoint
 
-    save_checkpoint(folder / "model.pt", {"states": states, "config": result.config.to_dict()})
+    save_checkpoint(folder / "model.pt", {"states": [result.estimator.state_dict()],
+                                          "config": result.config.to_dict()})
     if result.samples is not None and result.samples.is_classification:
         from hvgp.plots import reliability_grid
 
@@ -253,20 +192,16 @@ def evaluate_run(folder: str | Path, data: str | None = None, shift: bool = Fals
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a finished run: {name} is missing")
     cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    if cfg.model in GP_MODELS + WRAPPER_MODELS:
-        raise ValueError(f"re-evaluating a saved {cfg.model!r} run is not supported (it holds "
-                         "several networks or a GP); its metrics.json has the scores")
     name = data or cfg.data
     if shift:
         name = f"{name}-shift"
     _, _, test, info = get_loaders(name, batch_size=512, seed=cfg.seed)
     est = build_estimator(cfg, info)
     (state,) = load_checkpoint(folder / "model.pt")["states"]
-    est.net.load_state_dict(state)
-    ns = num_samples if num_samples is not None else (
-        None if cfg.num_samples <= 1 else cfg.num_samples)
+    est.load_state_dict(state)
+    ns = num_samples if num_samples is not None else est.run_samples(cfg.num_samples)
     samples, y = est.predict_loader(test, num_samples=ns)
-    return _score(samples, y)
+    return score(samples, y)
 
 
 def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] = (0,),
@@ -287,9 +222,12 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
     results: list[RunResult] = []
     for model in models:
         for seed in seeds:
-            changes = {"model": model, "data": data, "seed": int(seed)}
-            if model in ("dense", *GP_MODELS):  # the rest share the sparsity, as in the paper
-                changes["sparsity"] = 0.0
+            own = get_model(model).options  # base options reach the models that have them
+            changes: dict[str, Any] = {
+                "model": model, "data": data, "seed": int(seed),
+                "model_options": {k: v for k, v in base.model_options.items() if k in own}}
+            if model == "dense" or get_model(model).kind == "gp":
+                changes["sparsity"] = 0.0  # the rest share the sparsity, as in the paper
             changes.update(overrides.get(model, {}))
             cfg = base.updated(**changes)
             sub = None if out is None else Path(out) / f"{model}-s{seed}"

@@ -225,7 +225,7 @@ def test_mixup_with_alpha_zero_is_the_plain_model(moons) -> None:
     def train():  # a fresh loader each: same shuffling for both runs
         return get_loaders("moons", batch_size=32, seed=0, n=400, noise=0.25)[0]
 
-    mixed = Mixup(net, alpha=0.0, device="cpu").fit(train(), 2)
+    mixed = Mixup(net, mixup_alpha=0.0, device="cpu").fit(train(), 2)
     plain = Dense(twin, device="cpu").fit(train(), 2)
     for a, b in zip(mixed.net.parameters(), plain.net.parameters()):
         assert torch.allclose(a, b, atol=1e-6)

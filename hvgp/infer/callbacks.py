@@ -203,20 +203,22 @@ class MetricsLogger(Callback):
 
 
 class ProgressBar(Callback):
-    """tqdm bar over optimizer steps showing the running loss.
+    """tqdm bar over optimizer steps showing the running loss (``total_steps``: default
+    the trainer's epochs x steps per epoch).
 
     The loss is the negative ELBO per training point: NLL + weight decay + the Gaussian prior's
     normalising constant (about ``n_kept * log(s * sqrt(2 pi)) / N``, ~1.9 for the MNIST-1D
     CNN at 90 %), so it levels off well above the NLL; only its changes are informative.
     """
 
-    def __init__(self, total_steps: int, desc: str = "train") -> None:
+    def __init__(self, total_steps: int | None = None, desc: str = "train") -> None:
         self.total, self.desc, self.bar = total_steps, desc, None
 
     def on_fit_start(self, trainer: Any) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, initial=trainer.step, desc=self.desc, leave=False)
+        total = self.total or trainer.epochs * trainer.steps_per_epoch
+        self.bar = tqdm(total=total, initial=trainer.step, desc=self.desc, leave=False)
 
     def on_step_end(self, trainer: Any, loss: float) -> None:
         if self.bar is not None:

@@ -14,14 +14,14 @@ torch.Size([1, 5, 3])
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from hvgp.estimator import Estimator, net_sparsity
 from hvgp.infer.callbacks import (
     Callback,
     Checkpoint,
@@ -32,18 +32,24 @@ from hvgp.infer.callbacks import (
     loader_generators,
 )
 from hvgp.infer.checkpoint import load_checkpoint, set_rng_state
-from hvgp.infer.model import SparseBNN, prior_scale_from_weight_decay
+from hvgp.infer.model import SparseBNN
+from hvgp.infer.objective import NegativeELBO
 from hvgp.infer.predictive import predictive_samples
+from hvgp.infer.prior import GaussianPrior, Prior
+from hvgp.infer.recipes import AveragingRecipe, OptimRecipe, TopologyRecipe, apply_options, plain
 from hvgp.infer.trainer import Trainer
 from hvgp.nn.layers import masked_layers, to_masked
 from hvgp.predict import PredictiveSamples
-from hvgp.sparsity import SparseTopology, check_sparsity, make_updater
+from hvgp.registry import register_model
+from hvgp.sparsity import check_sparsity
 from hvgp.utils import resolve_device, seed_everything
 
 __all__ = ["CigL", "RigL"]
 
 
-class CigL:
+@register_model("cigl", reads={"drop_rate": "drop_rate", "averaging_start": "average_start"},
+                help="CigL: RigL + random mask Z + weight averaging")
+class CigL(Estimator):
     """Sparse training with a random mask and weight averaging, as SVI on a Pyro program.
 
     The network's weights are a point-mass guide at the RigL weights U (mask M from the
@@ -53,23 +59,27 @@ class CigL:
     running mean; the averaged sparse model (BatchNorm re-estimated) is what ``predict``
     uses. ``drop_rate=0, averaging=False`` is RigL; ``sparsity=0`` is a dense network.
 
+    The recipe is three objects (:mod:`hvgp.infer.recipes`): ``topology``
+    (:class:`TopologyRecipe`: allocation, updater, ΔT, t_end, ``drop_fraction``), ``optim``
+    (:class:`OptimRecipe`: optimizer or optimizer factory, weight decay, schedule or
+    scheduler callable) and ``averaging`` (:class:`AveragingRecipe`, or ``False``). Their
+    fields are also flat keywords (``CigL(net, lr=0.05, delta_t=50, average_start=0.75)``),
+    applied on top of the given recipes.
+
     :param net: a network of :mod:`hvgp.nn` masked layers (plain ``Linear``/``Conv`` layers
         are converted in place).
     :param sparsity: global fraction of zero weights, in [0, 1).
     :param drop_rate: random-mask rate p (float, or dict layer name -> p).
-    :param likelihood: ``"categorical"`` or ``"normal"`` (``noise`` fixes its std).
-    :param method: mask allocation, ``"erk"`` / ``"er"`` / ``"uniform"``.
-    :param updater: ``"rigl"``, ``"set"`` or ``"static"``; ``delta_t``, ``t_end``, ``alpha``
-        its schedule.
-    :param optimizer: ``"sgd"`` (Nesterov ``momentum``) or ``"adam"``.
-    :param weight_decay: lambda; the weight prior std is ``1/sqrt(lambda N)``. Biases and
-        BatchNorm parameters (point estimates) get the same decay in the optimizer.
-    :param schedule: ``"cosine"``, ``"multistep"`` (``milestones`` fractions, ``gamma``)
-        or ``"constant"``; stepped every optimizer step.
-    :param averaging: fold epoch snapshots after ``average_start`` of the epochs.
+    :param likelihood: ``"categorical"``, ``"normal"`` (``noise`` fixes its std) or a
+        :class:`~hvgp.infer.likelihood.Likelihood`.
+    :param prior: weight prior; default ``GaussianPrior.from_weight_decay(weight_decay, N)``
+        at ``fit`` (the prior that makes the ELBO / N gradient SGD's weight decay).
+    :param guide: ``guide(net)`` builds the guide (default: the point mass at the weights).
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``.
-    :param checkpoint: file path to save the training state every ``checkpoint_every``
-        epochs (atomic); ``fit(..., resume=path)`` continues from it.
+    :param checkpoint: shortcut for a :class:`~hvgp.infer.callbacks.Checkpoint` callback
+        every ``checkpoint_every`` epochs (atomic); ``fit(..., resume=path)`` continues it.
+    :param progress: shortcut for a :class:`~hvgp.infer.callbacks.ProgressBar` callback.
+    :param callbacks: further callbacks, called after the built-in ones.
     """
 
     def __init__(
@@ -78,58 +88,43 @@ class CigL:
         sparsity: float = 0.9,
         drop_rate: float | Mapping[str, float] = 0.01,
         *,
-        likelihood: str = "categorical",
+        likelihood: Any = "categorical",
         noise: float | None = None,
-        method: str = "erk",
-        dense_first_last: bool | str = False,
-        updater: str = "rigl",
-        delta_t: int = 100,
-        t_end: float = 0.75,
-        alpha: float = 0.3,
-        optimizer: str = "sgd",
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 5e-4,
-        schedule: str = "cosine",
-        milestones: Sequence[float] = (0.5, 0.75),
-        gamma: float = 0.1,
-        averaging: bool = True,
-        average_start: float = 0.8,
+        topology: TopologyRecipe | None = None,
+        optim: OptimRecipe | None = None,
+        averaging: bool | AveragingRecipe = True,
+        prior: Prior | None = None,
+        guide: Callable[[nn.Module], Any] | None = None,
         device: str | torch.device = "auto",
         seed: int = 0,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 1,
         progress: bool = False,
         callbacks: Iterable[Callback] = (),
+        **recipe_options: Any,
     ) -> None:
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
         self.sparsity_target = check_sparsity(sparsity)
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-        if schedule not in ("cosine", "multistep", "constant"):
-            raise ValueError(f"schedule must be cosine/multistep/constant, got {schedule!r}")
-        if not 0.0 <= average_start < 1.0:
-            raise ValueError(f"average_start must be a fraction in [0, 1), got {average_start!r}")
-        if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be positive, got {lr!r}")
+        recipes = apply_options(
+            {"topology": topology or TopologyRecipe(), "optim": optim or OptimRecipe(),
+             "averaging": averaging if isinstance(averaging, AveragingRecipe)
+             else AveragingRecipe()},
+            recipe_options, type(self).__name__)
+        self.topology_recipe: TopologyRecipe = recipes["topology"]
+        self.optim_recipe: OptimRecipe = recipes["optim"]
+        self.averaging_recipe: AveragingRecipe | None = (
+            recipes["averaging"] if averaging is not False and averaging is not None else None)
         self.device = resolve_device(device)
         if not masked_layers(net):
             net = to_masked(net)
         self.net = net.to(self.device)
         self.seed = int(seed)
-        self.topology = (
-            SparseTopology(self.net, self.sparsity_target, method, dense_first_last, seed=seed)
-            if self.sparsity_target > 0 else None
-        )
-        self.bnn = SparseBNN(self.net, likelihood, drop_rate, noise=noise).to(self.device)
-        self.config = dict(
-            updater=updater, delta_t=delta_t, t_end=t_end, alpha=alpha, optimizer=optimizer,
-            lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-            schedule=schedule, milestones=tuple(milestones), gamma=gamma, averaging=averaging,
-            average_start=average_start,
-        )
+        self.topology = (self.topology_recipe.topology(self.net, self.sparsity_target, seed)
+                         if self.sparsity_target > 0 else None)
+        self.bnn = SparseBNN(self.net, likelihood, drop_rate, noise=noise, prior=prior,
+                             guide=guide).to(self.device)
+        self.prior = prior
         self.checkpoint_path, self.checkpoint_every = checkpoint, checkpoint_every
         self.progress = progress
         self.user_callbacks = list(callbacks)
@@ -137,31 +132,48 @@ class CigL:
         self.history_: list[dict[str, Any]] = []
         self.trainer: Trainer | None = None
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """The recipe as one flat plain dict (saved with checkpoints)."""
+        avg = self.averaging_recipe
+        return {**plain(self.topology_recipe), **plain(self.optim_recipe),
+                "averaging": avg is not None,
+                "average_start": (avg or AveragingRecipe()).start}
+
     # ---- training ------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        masked = {id(layer.weight) for layer in self.bnn.guide.layers.values()}
+        """The optimizer: masked weights without decay (the prior decays them), the other
+        point estimates with the recipe's weight decay, likelihood parameters without."""
+        masked = {id(layer.weight) for layer in self.bnn.layers.values()}
         noise = {id(p) for p in self.bnn.likelihood.parameters()}
         groups = [
             {"params": [p for p in self.bnn.parameters() if id(p) in masked], "weight_decay": 0.0},
             {"params": [p for p in self.bnn.parameters() if id(p) not in masked | noise],
-             "weight_decay": c["weight_decay"]},
+             "weight_decay": self.optim_recipe.weight_decay},
             {"params": [p for p in self.bnn.parameters() if id(p) in noise], "weight_decay": 0.0},
         ]
-        groups = [g for g in groups if g["params"]]
-        if c["optimizer"] == "sgd":
-            return torch.optim.SGD(groups, lr=c["lr"], momentum=c["momentum"],
-                                   nesterov=c["nesterov"] and c["momentum"] > 0)
-        return torch.optim.Adam(groups, lr=c["lr"])
+        return self.optim_recipe.build_optimizer([g for g in groups if g["params"]])
 
-    def _scheduler(self, opt: torch.optim.Optimizer, total: int) -> Any:
-        c = self.config
-        if c["schedule"] == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        if c["schedule"] == "multistep":
-            steps = sorted(int(m * total) for m in c["milestones"])
-            return torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma=c["gamma"])
-        return None
+    def _callbacks(self, total: int, steps_per_epoch: int, epochs: int,
+                   logger: MetricsLogger) -> tuple[list[Callback], WeightAveraging | None]:
+        """Topology updates, averaging, logging, checkpoint, progress, then the user's."""
+        avg = self.averaging_recipe
+        start_epoch = None if avg is None else avg.start_epoch(epochs)
+        callbacks: list[Callback] = []
+        if self.topology is not None:
+            upd = self.topology_recipe.make_updater(self.topology, total, self.seed)
+            freeze = None if start_epoch is None else start_epoch * steps_per_epoch
+            callbacks.append(TopologyUpdate(upd, freeze_step=freeze))
+        averager = None if start_epoch is None else WeightAveraging(start_epoch)
+        if averager is not None:
+            callbacks.append(averager)
+        callbacks.append(logger)
+        if self.checkpoint_path is not None:
+            callbacks.append(Checkpoint(self.checkpoint_path, self.checkpoint_every,
+                                        extra={"config": self.config}))
+        if self.progress:
+            callbacks.append(ProgressBar(total))
+        return callbacks + self.user_callbacks, averager
 
     def fit(
         self,
@@ -177,37 +189,21 @@ class CigL:
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        c = self.config
         n = len(train_loader.dataset)
         if n == 0:
             raise ValueError("the training data set is empty: nothing to fit")
         steps_per_epoch = len(train_loader)
         total = epochs * steps_per_epoch
-        self.bnn.data_size = n
-        self.bnn.prior_scale = prior_scale_from_weight_decay(c["weight_decay"], n)
+        if self.prior is None:  # the weight-decay prior depends on N
+            self.bnn.prior = GaussianPrior.from_weight_decay(self.optim_recipe.weight_decay, n)
         opt = self._optimizer()
-        start_epoch = int(c["average_start"] * epochs)
-        callbacks: list[Callback] = []
-        if self.topology is not None:
-            upd = make_updater(c["updater"], self.topology, total_steps=total,
-                               delta_t=c["delta_t"], t_end=c["t_end"], alpha=c["alpha"],
-                               seed=self.seed)
-            freeze = start_epoch * steps_per_epoch if c["averaging"] else None
-            callbacks.append(TopologyUpdate(upd, freeze_step=freeze))
-        averager = WeightAveraging(start_epoch) if c["averaging"] else None
-        if averager is not None:
-            callbacks.append(averager)
         evaluate = None if val_loader is None else (
             lambda: {f"val_{k}": v for k, v in self.evaluate(val_loader, current=True).items()})
         logger = MetricsLogger(evaluate)
-        callbacks.append(logger)
-        if self.checkpoint_path is not None:
-            callbacks.append(Checkpoint(self.checkpoint_path, self.checkpoint_every,
-                                        extra={"config": _plain(self.config)}))
-        if self.progress:
-            callbacks.append(ProgressBar(total))
-        callbacks += self.user_callbacks
-        self.trainer = Trainer(self.bnn, opt, self.topology, self._scheduler(opt, total), callbacks)
+        callbacks, averager = self._callbacks(total, steps_per_epoch, epochs, logger)
+        self.trainer = Trainer(self.bnn, opt, self.topology,
+                               self.optim_recipe.build_scheduler(opt, total), callbacks,
+                               objective=NegativeELBO(self.bnn, n))
         if resume is not None:
             state = load_checkpoint(resume, map_location=self.device)
             self.trainer.load_state_dict(state)
@@ -225,11 +221,14 @@ class CigL:
         """The network used for prediction: the averaged one if averaging ran, else current."""
         return self.averaged_ if self.averaged_ is not None else self.net
 
+    def prediction_nets(self) -> list[nn.Module]:
+        return [self.model_]
+
     def _bnn_for(self, current: bool) -> SparseBNN:
         if current or self.averaged_ is None:
             return self.bnn
         b = self.bnn
-        return SparseBNN(self.averaged_, b.likelihood, b.drop_rates, b.prior_scale, b.data_size)
+        return SparseBNN(self.averaged_, b.likelihood, b.drop_rates, prior=b.prior)
 
     def predict(
         self,
@@ -245,46 +244,29 @@ class CigL:
         """
         return predictive_samples(self._bnn_for(current), x, num_samples, vectorize)
 
-    def predict_loader(
-        self, loader: Iterable, num_samples: int | None = None, current: bool = False
-    ) -> tuple[PredictiveSamples, torch.Tensor]:
-        """Predictions for every batch of ``loader`` joined along N, with the targets."""
-        parts, ys = [], []
-        for x, y in loader:
-            parts.append(self.predict(x, num_samples, current=current).to("cpu"))
-            ys.append(y.cpu())
-        return PredictiveSamples.concat(parts), torch.cat(ys)
-
-    def evaluate(
-        self, loader: Iterable, num_samples: int | None = None, current: bool = False
-    ) -> dict[str, float]:
-        """Accuracy/ECE/NLL/Brier... (classification) or RMSE/NLL/CRPS (regression)."""
-        from hvgp.metrics import classification_report, regression_report
-
-        samples, y = self.predict_loader(loader, num_samples, current)
-        if samples.is_classification:
-            return classification_report(samples, y)
-        return regression_report(samples, y)
-
     # ---- introspection ---------------------------------------------------------------------
     def sparsity(self, averaged: bool = True) -> float:
-        """Structural sparsity of the prediction network: the fraction of maskable weights
-        outside the deterministic mask M (all exactly zero). An active weight that happens to
-        be zero (e.g. grown and never updated) still counts as active: it is stored and
-        computed with, so it is part of the model's size.
-        """
-        net = self.model_ if averaged else self.net
-        layers = masked_layers(net).values()
-        inactive = sum(int((~layer.weight_mask).sum()) for layer in layers)
-        return inactive / sum(layer.weight_mask.numel() for layer in layers)
+        """Structural sparsity of the prediction network (see
+        :func:`hvgp.estimator.net_sparsity`); ``averaged=False``: of the current weights."""
+        return net_sparsity(self.model_ if averaged else self.net)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The prediction network's parameters, masks and buffers."""
+        return self.model_.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load a prediction network saved by :meth:`state_dict` (it becomes ``net``)."""
+        self.net.load_state_dict(state)
+        self.averaged_ = None
 
     def __repr__(self) -> str:
         rates = set(self.bnn.drop_rates.values())
         p = rates.pop() if len(rates) == 1 else "per-layer"
         return (f"{type(self).__name__}(sparsity={self.sparsity_target}, drop_rate={p}, "
-                f"averaging={self.config['averaging']}, device={self.device})")
+                f"averaging={self.averaging_recipe is not None}, device={self.device})")
 
 
+@register_model("rigl", fixed={"updater": "rigl"}, help="RigL (Evci et al. 2020)")
 class RigL(CigL):
     """RigL: :class:`CigL` without the random mask (``drop_rate=0``) and without averaging."""
 
@@ -294,10 +276,5 @@ class RigL(CigL):
         super().__init__(net, sparsity, **kw)
 
 
-def _plain(obj: Any) -> Any:
-    """Tuples -> lists, recursively (plain containers for ``weights_only`` checkpoints)."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
+register_model("set", fixed={"updater": "set"}, help="SET: random regrowth")(RigL)
+register_model("static", fixed={"updater": "static"}, help="static sparse mask")(RigL)

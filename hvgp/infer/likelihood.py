@@ -3,7 +3,7 @@
 Kept apart from the network and the objective (as in GPyTorch): a likelihood turns the
 network output into a distribution, puts the ``obs`` site inside a subsampled data plate so
 that the minibatch term is scaled by ``N / B`` (the ELBO stays unbiased), and says how to
-read a predictive (``probs`` or ``loc``/``scale``) off the output.
+read a predictive off the output (:meth:`Likelihood.predictive` -> ``PredictiveSamples``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
+
+from hvgp.predict import PredictiveSamples
 
 __all__ = ["CategoricalLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood"]
 
@@ -26,6 +28,13 @@ class Likelihood(nn.Module):
     def distribution(self, out: torch.Tensor) -> dist.Distribution:
         """The per-point observation distribution for network output ``out``."""
         raise NotImplementedError
+
+    def predictive(self, out: torch.Tensor) -> PredictiveSamples:
+        """Predictive samples of network outputs ``(S, N, ...)``: class probabilities (the
+        softmax of the logits) for a classifier; regression likelihoods override this."""
+        if not self.is_classification:
+            raise NotImplementedError(f"{type(self).__name__} does not define predictive()")
+        return PredictiveSamples(probs=out.float().softmax(-1))
 
     def check_targets(self, out: torch.Tensor, y: torch.Tensor) -> None:
         """Refuse targets this likelihood cannot observe, with a message naming them."""
@@ -86,6 +95,10 @@ class GaussianLikelihood(Likelihood):
 
     def distribution(self, out: torch.Tensor) -> dist.Distribution:
         return dist.Normal(out, self.noise.to(out))
+
+    def predictive(self, out: torch.Tensor) -> PredictiveSamples:
+        """Means ``out`` ``(S, N)`` with the noise std as every sample's scale."""
+        return PredictiveSamples(loc=out, scale=self.noise.to(out).expand_as(out))
 
 
 def make_likelihood(kind: str | Likelihood, noise: float | None = None) -> Likelihood:

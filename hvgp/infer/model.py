@@ -18,23 +18,26 @@ Why these choices:
   receive the *dense* gradient RigL's grow step needs.
 - Prior scale ``s`` and SGD weight decay ``lambda`` match through ``s^2 = 1 / (lambda N)``
   (see :func:`prior_scale_from_weight_decay`).
+- The prior (:mod:`hvgp.infer.prior`), the guide (:mod:`hvgp.infer.guide`), the likelihood
+  and the objective (:mod:`hvgp.infer.objective`, which knows N) are objects passed in, so a
+  new prior, guide or posterior is one class, not an edit here.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import Trace_ELBO
 from torch import nn
 from torch.func import functional_call
 
 from hvgp.infer.guide import PointMassGuide, weight_site
 from hvgp.infer.likelihood import Likelihood, make_likelihood
+from hvgp.infer.objective import NegativeELBO
+from hvgp.infer.prior import GaussianPrior, Prior, prior_scale_from_weight_decay
 from hvgp.nn.layers import masked_layers
 
 __all__ = ["SparseBNN", "mask_site", "prior_scale_from_weight_decay"]
@@ -45,20 +48,6 @@ def mask_site(layer_name: str) -> str:
     return f"{layer_name}.weight_z" if layer_name else "weight_z"
 
 
-def prior_scale_from_weight_decay(weight_decay: float, data_size: int) -> float:
-    """Prior std ``s`` whose ELBO / N equals mean NLL + (weight_decay / 2) ||w||^2.
-
-    ELBO loss / N = (N/B) sum_batch NLL / N + ||w||^2 / (2 s^2 N) + const
-                  = mean NLL + (1 / (2 s^2 N)) ||w||^2 + const,
-    whose gradient is that of mean NLL plus ``lambda w`` when ``lambda = 1 / (s^2 N)``.
-    """
-    if not (weight_decay > 0 and math.isfinite(weight_decay)):
-        raise ValueError(f"weight_decay must be positive and finite, got {weight_decay!r}")
-    if int(data_size) < 1:
-        raise ValueError(f"data_size must be a positive integer, got {data_size!r}")
-    return 1.0 / math.sqrt(weight_decay * int(data_size))
-
-
 class SparseBNN(nn.Module):
     """Model and guide of a sparse Bayesian network with deterministic and random masks.
 
@@ -66,9 +55,12 @@ class SparseBNN(nn.Module):
     :param likelihood: ``"categorical"``, ``"normal"`` or a :class:`Likelihood`.
     :param drop_rate: random-mask rate ``p`` for every layer, or a dict ``name -> p``
         (missing layers get 0); 0 disables Z for that layer.
-    :param prior_scale: std of the Gaussian weight prior.
-    :param data_size: N, the number of training points (minibatch terms are scaled N/B).
+    :param prior_scale: std of the Gaussian weight prior (when ``prior`` is not given).
+    :param data_size: default N for :meth:`loss` (:class:`NegativeELBO` passes its own).
     :param noise: fixed noise std of a ``"normal"`` likelihood (``None`` learns it).
+    :param prior: a :class:`~hvgp.infer.prior.Prior` (default ``GaussianPrior(prior_scale)``).
+    :param guide: ``guide(net)`` builds the guide (default :class:`PointMassGuide`); an
+        ``nn.Module`` guide's parameters become the BNN's.
     """
 
     def __init__(
@@ -79,25 +71,38 @@ class SparseBNN(nn.Module):
         prior_scale: float = 1.0,
         data_size: int | None = None,
         noise: float | None = None,
+        *,
+        prior: Prior | None = None,
+        guide: Callable[[nn.Module], Any] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.likelihood = make_likelihood(likelihood, noise)
-        self.prior_scale = float(prior_scale)
-        if not (self.prior_scale > 0 and math.isfinite(self.prior_scale)):
-            raise ValueError(f"prior_scale must be positive and finite, got {prior_scale!r}")
+        self.prior = prior if prior is not None else GaussianPrior(prior_scale)
         self.data_size = data_size
-        self.guide = PointMassGuide(net)
+        self._layers = masked_layers(net)
+        if not self._layers:
+            raise TypeError("the network has no masked layers (build it with hvgp.nn)")
+        self.guide = (guide or PointMassGuide)(net)
         self.drop_rates = self._drop_rates(drop_rate)
-        self._elbo = Trace_ELBO(max_plate_nesting=1)
 
     # ---- configuration -----------------------------------------------------------------
     @property
     def layers(self) -> dict[str, nn.Module]:
-        return masked_layers(self.net)
+        """The masked layers of the network, by name."""
+        return self._layers
+
+    @property
+    def prior_scale(self) -> float:
+        """Std of a Gaussian prior (setting it installs ``GaussianPrior(value)``)."""
+        return self.prior.scale  # type: ignore[attr-defined]
+
+    @prior_scale.setter
+    def prior_scale(self, value: float) -> None:
+        self.prior = GaussianPrior(value)
 
     def _drop_rates(self, drop_rate: float | Mapping[str, float]) -> dict[str, float]:
-        names = list(self.guide.layers)
+        names = list(self.layers)
         if isinstance(drop_rate, Mapping):
             unknown = set(drop_rate) - set(names)
             if unknown:
@@ -122,7 +127,7 @@ class SparseBNN(nn.Module):
         Keys are the layers' parameter names (``"<layer>.weight"``).
         """
         used = {}
-        for name, layer in self.guide.layers.items():
+        for name, layer in self.layers.items():
             m = layer.weight_mask
             k, p = m.dim(), self.drop_rates[name]
             zero = torch.zeros((), device=m.device, dtype=layer.weight.dtype)
@@ -136,7 +141,7 @@ class SparseBNN(nn.Module):
                 factor = torch.where(m, z / (1.0 - p), torch.ones_like(z))
             w = pyro.sample(
                 weight_site(name),
-                dist.Normal(zero, zero + self.prior_scale).expand(m.shape).mask(keep).to_event(k),
+                self.prior.distribution(name, m.shape, zero).mask(keep).to_event(k),
             )
             used[weight_site(name)] = w if factor is None else w * factor
         return used
@@ -148,7 +153,7 @@ class SparseBNN(nn.Module):
         then repeated S times along the batch axis and the masked layers run S networks in
         one pass.
         """
-        layers = self.guide.layers.items()
+        layers = self.layers.items()
         sizes = {weight_site(n): layer.weight_mask.numel() for n, layer in layers}
         s = max((w.numel() // sizes[n] for n, w in weights.items()), default=1)
         if s == 1:
@@ -166,20 +171,17 @@ class SparseBNN(nn.Module):
         out = self.forward_samples(x, self.sample_weights())
         return out if self.likelihood.is_classification else out.squeeze(-1)
 
-    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The generative program; returns the network output (logits or regression mean)."""
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None,
+              num_data: int | None = None) -> torch.Tensor:
+        """The generative program; returns the network output (logits or regression mean).
+
+        :param num_data: size of the data plate (default ``data_size``; None: the batch).
+        """
         out = self.outputs(x)
-        self.likelihood(out, y, self.data_size)
+        self.likelihood(out, y, num_data if num_data is not None else self.data_size)
         return out
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Differentiable negative ELBO divided by N (so learning rates mean the usual thing)."""
-        # Pyro's argument validation is off here (8 % of a CNN step on CPU): the trainer and
-        # the likelihood check inputs and labels themselves, and every distribution below is
-        # built by this class from valid parameters. Non-finite logits still stop training
-        # (NonFiniteLossError) through the loss value.
-        with warnings.catch_warnings(), pyro.validation_enabled(False):
-            # Z is model-only by design (q(Z) = p(Z)); Pyro's validation would warn about it.
-            warnings.filterwarnings("ignore", "Found vars in model but not guide")
-            elbo = self._elbo.differentiable_loss(self.model, self.guide, x, y)
-        return elbo / (self.data_size or x.shape[0])
+        """Differentiable negative ELBO divided by N = ``data_size`` (see
+        :class:`~hvgp.infer.objective.NegativeELBO`)."""
+        return NegativeELBO(self, self.data_size)(x, y)

@@ -19,11 +19,8 @@ __all__ = ["predictive_samples"]
 
 
 def _to_samples(bnn: SparseBNN, out: torch.Tensor) -> PredictiveSamples:
-    """Turn network outputs ``(S, N, C)`` / ``(S, N)`` into PredictiveSamples."""
-    if bnn.likelihood.is_classification:
-        return PredictiveSamples(probs=out.float().softmax(-1))
-    noise = bnn.likelihood.noise.to(out)
-    return PredictiveSamples(loc=out, scale=noise.expand_as(out))
+    """Network outputs ``(S, N, C)`` / ``(S, N)`` as the likelihood's PredictiveSamples."""
+    return bnn.likelihood.predictive(out)
 
 
 @torch.no_grad()

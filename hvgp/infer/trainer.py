@@ -17,7 +17,7 @@ momentum, no weight decay), as in the paper's code. One step is::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -82,6 +82,8 @@ class Trainer:
     :param topology: the :class:`~hvgp.sparsity.SparseTopology` (None for a dense net).
     :param scheduler: an LR scheduler stepped once per optimizer step.
     :param callbacks: :class:`~hvgp.infer.callbacks.Callback` objects, called in order.
+    :param objective: ``objective(x, y) -> loss``, e.g.
+        :class:`~hvgp.infer.objective.NegativeELBO` (default: ``bnn.loss``).
     """
 
     def __init__(
@@ -91,13 +93,16 @@ class Trainer:
         topology: SparseTopology | None = None,
         scheduler: Any = None,
         callbacks: Sequence[Any] = (),
+        objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.bnn, self.optimizer, self.topology = bnn, optimizer, topology
+        self.objective = objective if objective is not None else bnn.loss
         self.scheduler = scheduler
         self.callbacks = list(callbacks)
         self.step = 0
         self.epoch = 0
         self.steps_per_epoch: int | None = None
+        self.epochs: int | None = None
         self.loader: Any = None
         self.stop = False
 
@@ -113,7 +118,7 @@ class Trainer:
         """Train until ``epochs`` epochs are complete (continues from ``self.epoch``)."""
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        self.loader = loader
+        self.loader, self.epochs = loader, epochs
         self.steps_per_epoch = len(loader)  # type: ignore[arg-type]
         self._emit("on_fit_start")
         while self.epoch < epochs and not self.stop:
@@ -137,7 +142,7 @@ class Trainer:
         recorder = SiteRecorder(self.bnn.mask_sites)
         try:
             with recorder:
-                loss = self.bnn.loss(x, y)
+                loss = self.objective(x, y)
         except ValueError as err:  # distribution validation rejects NaN logits before a loss
             bad = self._non_finite_layers(grads=False)
             if bad:
@@ -151,7 +156,7 @@ class Trainer:
         if self.topology is not None:
             self.topology.mask_grads_()
         held = []
-        for name, layer in self.bnn.guide.layers.items():
+        for name, layer in self.bnn.layers.items():
             z = recorder.values.get(mask_site(name))
             if z is not None:
                 held.append((layer.weight, layer.weight_mask & ~z.bool()))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import gpytorch
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hvgp.estimator import Estimator, loader_arrays
 from hvgp.predict import PredictiveSamples
 from hvgp.utils import resolve_device
 
@@ -278,11 +280,27 @@ def minibatches(
 
 
 # ---- estimator base ------------------------------------------------------------------------------
-class GPEstimator:
+def _accepts_loader(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """``fit(x, y, ...)`` that also takes ``fit(loader, epochs=...)`` (inputs flattened)."""
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, x_train: Any, y_train: Any = None, *args: Any, **kw: Any) -> Any:
+        kw.pop("val_loader", None)  # a GP has nothing to monitor on validation data
+        if kw.pop("resume", None) is not None:
+            raise ValueError(f"{type(self).__name__} has no training checkpoint to resume")
+        if y_train is None:
+            x_train, y_train = loader_arrays(x_train)
+        return fit(self, x_train, y_train, *args, **kw)
+
+    return wrapper
+
+
+class GPEstimator(Estimator):
     """Base of the user-facing GP estimators: device, dtype, numerical settings, evaluation.
 
-    Subclasses implement ``fit`` and ``predict``; ``evaluate`` is shared so every GP reports
-    the same metrics as the neural models.
+    Subclasses implement ``fit(x, y, epochs=...)`` and ``predict``; every ``fit`` also takes
+    a loader (``fit(loader, epochs=...)``, inputs flattened) and ``evaluate`` /
+    ``predict_loader`` are shared, so a GP has the surface of the neural models.
 
     :param device: ``"auto" | "cpu" | "cuda[:i]"``; data and model live there.
     :param dtype: float64 by default (Cholesky factorisations of kernel matrices need it).
@@ -319,6 +337,11 @@ class GPEstimator:
         self.num_features_: int | None = None
 
     # -- helpers for subclasses
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "fit" in cls.__dict__:
+            cls.fit = _accepts_loader(cls.__dict__["fit"])  # type: ignore[method-assign]
+
     def _settings(self) -> contextlib.ExitStack:
         """GPyTorch numerical settings for this estimator, as one context manager."""
         stack = contextlib.ExitStack()
@@ -386,50 +409,38 @@ class GPEstimator:
     def predict(self, x: Any, num_samples: int | None = 64) -> PredictiveSamples:
         raise NotImplementedError
 
-    def evaluate(self, x: Any, y: Any, num_samples: int | None = None) -> dict[str, float]:
-        """Predict on ``x`` and score against ``y``; a dict of floats (accuracy/nll/... or
-        rmse/nll/...). ``num_samples`` defaults to what suits the model (exact GPs: closed form)."""
+    def _eval_samples(self, num_samples: int | None) -> int | None:
+        return self.default_eval_samples if num_samples is None else num_samples
+
+    def predict_loader(self, loader: Iterable, num_samples: int | None = None,
+                       **kw: Any) -> tuple[PredictiveSamples, torch.Tensor]:
+        """One prediction over all of ``loader`` (inputs flattened), on the CPU, with targets."""
+        x, y = loader_arrays(loader)
+        return self.predict(x, num_samples=self._eval_samples(num_samples)).to("cpu"), y
+
+    def evaluate(self, x: Any, y: Any = None, num_samples: int | None = None) -> dict[str, float]:
+        """Predict on ``x`` (or a loader, ``y`` omitted) and score against ``y`` with
+        :func:`hvgp.metrics.score.score`. ``num_samples`` defaults to what suits the model
+        (exact GPs: closed form)."""
+        from hvgp.metrics.score import score
+
         self._check_fitted()
-        ns = self.default_eval_samples if num_samples is None else num_samples
-        samples = self.predict(x, num_samples=ns)
-        return score(samples, y)
+        if y is None:
+            return score(*self.predict_loader(x, num_samples))
+        samples = self.predict(x, num_samples=self._eval_samples(num_samples))
+        labels = _to_tensor(y, "y").to(samples.mean().device)
+        if labels.shape[0] != samples.num_points:
+            raise ValueError(
+                f"y has {labels.shape[0]} points but the predictions have {samples.num_points}")
+        return score(samples, labels)
 
+    def run_samples(self, requested: int) -> int | None:
+        """A GP always samples its predictive: ``requested`` draws."""
+        return requested
 
-def _report(kind: str) -> Callable[..., dict[str, float]] | None:
-    """``hvgp.metrics.<kind>_report`` when that module provides it, else None."""
-    try:
-        import hvgp.metrics as metrics
-    except ImportError:
-        return None
-    return getattr(metrics, f"{kind}_report", None)
+    def nonzero(self) -> int:
+        """Non-zero parameters of the GPyTorch model (the likelihood's not counted)."""
+        return sum(int((p != 0).sum()) for p in self.model.parameters())
 
-
-def score(samples: PredictiveSamples, y: Any) -> dict[str, float]:
-    """Metrics of ``samples`` against ``y``: hvgp.metrics' report when present, plus the basics.
-
-    The basics (accuracy, nll, brier / rmse, nll) are always computed here so that the GP
-    baselines can be scored even where :mod:`hvgp.metrics` is unavailable.
-    """
-    device = samples.mean().device
-    yt = _to_tensor(y, "y").to(device)
-    if yt.shape[0] != samples.num_points:
-        raise ValueError(
-            f"y has {yt.shape[0]} points but the predictions have {samples.num_points}"
-        )
-    out: dict[str, float] = {}
-    nll = -float(samples.log_likelihood(yt).mean())
-    if samples.is_classification:
-        p = samples.mean()
-        onehot = torch.nn.functional.one_hot(yt.long(), p.shape[-1]).to(p)
-        out.update(
-            accuracy=float((p.argmax(-1) == yt).float().mean()),
-            nll=nll,
-            brier=float(((p - onehot) ** 2).sum(-1).mean()),
-        )
-        report = _report("classification")
-    else:
-        out.update(rmse=float(((samples.mean() - yt.to(samples.loc)) ** 2).mean().sqrt()), nll=nll)
-        report = _report("regression")
-    if report is not None:
-        out.update({k: float(v) for k, v in report(samples, yt).items()})
-    return out
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "likelihood": self.likelihood.state_dict()}

@@ -25,6 +25,7 @@ from hvgp.baselines.gp._common import (
 )
 from hvgp.baselines.gp.svgp import probs_from_latents, softmax_likelihood
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import register_model
 
 __all__ = ["DeepGPClassifier", "DeepGPLayerRBF", "DeepGPModel", "DeepGPRegressor"]
 
@@ -210,6 +211,7 @@ class _DeepGPMixin:
         )
 
 
+@register_model("deepgp", kind="gp", task="regression")
 class DeepGPRegressor(_DeepGPMixin, DeepEstimatorBase):
     """Two-layer deep GP regression (targets standardised inside).
 
@@ -233,6 +235,7 @@ class DeepGPRegressor(_DeepGPMixin, DeepEstimatorBase):
         return PredictiveSamples(loc=loc, scale=torch.cat(scales, -1) * self.y_std_)
 
 
+@register_model("deepgp", kind="gp", task="classification", help="two-layer deep GP")
 class DeepGPClassifier(_DeepGPMixin, DeepEstimatorBase):
     """Two-layer deep GP classification (softmax over ``C`` output GPs).
 

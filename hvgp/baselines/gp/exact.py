@@ -22,6 +22,7 @@ from hvgp.baselines.gp._common import (
 )
 from hvgp.baselines.gp.nngp import NNGPKernel
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import register_model
 
 __all__ = ["ExactGPModel", "ExactGPRegressor", "NNGPRegressor"]
 
@@ -44,6 +45,7 @@ class ExactGPModel(gpytorch.models.ExactGP):
         return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
 
+@register_model("svgp", kind="gp", task="regression")  # exact: regression fits in memory
 class ExactGPRegressor(GPEstimator):
     """Exact GP regression; hyper-parameters by maximising the exact marginal likelihood (Adam).
 
@@ -178,6 +180,7 @@ class ExactGPRegressor(GPEstimator):
         return PredictiveSamples(loc=loc, scale=noise.expand_as(loc))
 
 
+@register_model("nngp", kind="gp", task="regression")
 class NNGPRegressor(ExactGPRegressor):
     """Exact GP regression with the NNGP kernel of a randomly masked ReLU MLP.
 

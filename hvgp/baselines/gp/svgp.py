@@ -27,6 +27,7 @@ from hvgp.baselines.gp._common import (
 )
 from hvgp.baselines.gp.nngp import NNGPKernel
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import register_model
 
 __all__ = ["NNGPClassifier", "SVGPClassifier", "SVGPModel"]
 
@@ -75,6 +76,7 @@ def probs_from_latents(
     return likelihood(f).probs
 
 
+@register_model("svgp", kind="gp", task="classification", help="sparse variational GP")
 class SVGPClassifier(GPEstimator):
     """Multi-class SVGP (Hensman et al. 2015) trained on minibatches by the ELBO.
 
@@ -166,6 +168,7 @@ class SVGPClassifier(GPEstimator):
         return PredictiveSamples(probs=torch.cat(parts, 1))
 
 
+@register_model("nngp", kind="gp", task="classification", help="GP of a masked ReLU MLP")
 class NNGPClassifier(SVGPClassifier):
     """SVGP classification with the NNGP kernel of a randomly masked ReLU MLP (shared by all
     classes, fixed by default: it is the network's prior; see :class:`NNGPKernel`)."""

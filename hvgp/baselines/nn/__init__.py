@@ -2,15 +2,17 @@
 
 Dense, MC dropout, W-DP, label smoothing, mixup, temperature scaling and deep ensembles, each
 with CigL's surface (``fit`` / ``predict`` / ``predict_loader`` / ``evaluate`` /
-``sparsity``) and a registry :func:`make_estimator` the CLI and ``hvgp.compare`` call by name.
+``sparsity``), each registered by name in :mod:`hvgp.registry` (``make_estimator`` builds
+one by name; ``ESTIMATORS`` lists the network and wrapper names).
 """
+
+from typing import Any
 
 from hvgp.baselines.nn._common import stack_samples
 from hvgp.baselines.nn.dense import WDP, Dense
 from hvgp.baselines.nn.dropout import DropoutBefore, MCDropout, add_mc_dropout
 from hvgp.baselines.nn.ensemble import DeepEnsemble
 from hvgp.baselines.nn.mixup import Mixup, MixupLoader
-from hvgp.baselines.nn.registry import ESTIMATORS, make_estimator
 from hvgp.baselines.nn.smoothing import (
     LabelSmoothing,
     LabelSmoothingLikelihood,
@@ -18,6 +20,7 @@ from hvgp.baselines.nn.smoothing import (
     SoftTargetLikelihood,
 )
 from hvgp.baselines.nn.temperature import TemperatureScaled
+from hvgp.registry import make_estimator
 
 __all__ = [
     "ESTIMATORS",
@@ -37,3 +40,11 @@ __all__ = [
     "make_estimator",
     "stack_samples",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ESTIMATORS":  # read lazily: the registry fills while this package imports
+        from hvgp.registry import model_names
+
+        return model_names("network") + model_names("wrapper")
+    raise AttributeError(f"module 'hvgp.baselines.nn' has no attribute {name!r}")

@@ -19,10 +19,12 @@ from torch import nn
 from hvgp.baselines.nn._common import fix_kwargs
 from hvgp.infer import CigL, RigL
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import register_model
 
 __all__ = ["WDP", "Dense"]
 
 
+@register_model("dense", help="dense network (sparsity 0)")
 class Dense(RigL):
     """A dense network trained by SVI with a point-mass guide (= SGD with weight decay).
 
@@ -37,6 +39,8 @@ class Dense(RigL):
         super().__init__(net, **kw)
 
 
+@register_model("wdp", aliases=("w-dp",), reads={"drop_rate": "drop_rate"},
+                help="weight dropout at train time only")
 class WDP(CigL):
     """W-DP: weight dropout (CigL's random mask) while training, deterministic prediction.
 

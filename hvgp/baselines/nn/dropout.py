@@ -19,6 +19,7 @@ from torch import nn
 from hvgp.infer import RigL
 from hvgp.nn import masked_layers, to_masked
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import register_model
 
 __all__ = ["DropoutBefore", "MCDropout", "add_mc_dropout"]
 
@@ -76,6 +77,8 @@ def add_mc_dropout(net: nn.Module, p: float) -> nn.Module:
     return net
 
 
+@register_model("mc-dropout", aliases=("mcdropout",), options=("dropout",),
+                help="unit dropout kept on at test, S passes")
 class MCDropout(RigL):
     """MC dropout baseline: unit dropout in training and at prediction, averaged over S passes.
 

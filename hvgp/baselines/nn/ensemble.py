@@ -16,20 +16,23 @@ import torch
 from torch import nn
 
 from hvgp.baselines.nn._common import stack_samples
-from hvgp.infer import CigL
+from hvgp.estimator import Estimator
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import make_estimator, register_model
 from hvgp.utils import seed_everything
 
 __all__ = ["DeepEnsemble"]
 
 
-class DeepEnsemble:
+@register_model("ensemble", kind="wrapper", aliases=("deep-ensemble",),
+                options=("num_members", "member"), help="M seeds, predictions pooled")
+class DeepEnsemble(Estimator):
     """M independently trained members whose predictions form the samples of one predictive.
 
     :param factory: called with no arguments, returns a new network (one per member).
     :param num_members: M.
-    :param member: registry name of the member estimator (see
-        :func:`hvgp.baselines.nn.make_estimator`), e.g. ``"rigl"``, ``"dense"``, ``"cigl"``.
+    :param member: the member estimator: a registry name (see :mod:`hvgp.registry`), e.g.
+        ``"rigl"``, ``"dense"``, ``"cigl"``, or ``member(net, **kw)`` returning one.
     :param sparsity: sparsity passed to every member (0: dense members).
     :param seed: member ``i`` uses ``seed + i`` (network initialisation and training).
     :param kw: the member estimator's keywords (``lr``, ``weight_decay``, ``device``...).
@@ -40,20 +43,25 @@ class DeepEnsemble:
         factory: Callable[[], nn.Module],
         num_members: int = 5,
         *,
-        member: str = "rigl",
+        member: str | Callable[..., Estimator] = "rigl",
         sparsity: float = 0.0,
         seed: int = 0,
         **kw: Any,
     ) -> None:
-        from hvgp.baselines.nn.registry import make_estimator  # the registry imports this module
-
         if isinstance(factory, nn.Module) or not callable(factory):
             raise TypeError("DeepEnsemble needs a network *factory* (a callable returning a new "
                             f"network per member), got {type(factory).__name__}")
         if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
             raise ValueError(f"num_members must be a positive int, got {num_members!r}")
-        if str(member).lower() in ("ensemble", "temperature"):
-            raise ValueError(f"member={member!r} is not a single-network estimator")
+        if isinstance(member, str):
+            from hvgp.registry import get_model
+
+            if get_model(member).kind != "network":
+                raise ValueError(f"member={member!r} is not a single-network estimator")
+            name = member
+
+            def member(net: nn.Module, **kw: Any) -> Estimator:
+                return make_estimator(name, net, **kw)
         if kw.get("checkpoint") is not None:
             raise ValueError("checkpoint= is per network; ensembles do not support it")
         self.seed = int(seed)
@@ -63,8 +71,7 @@ class DeepEnsemble:
             net = factory()
             if not isinstance(net, nn.Module):
                 raise TypeError(f"the factory returned {type(net).__name__}, not an nn.Module")
-            self.members.append(
-                make_estimator(member, net, sparsity=sparsity, seed=self.seed + i, **kw))
+            self.members.append(member(net, sparsity=sparsity, seed=self.seed + i, **kw))
 
     @property
     def num_members(self) -> int:
@@ -86,13 +93,15 @@ class DeepEnsemble:
         """Members' predictives stacked along S (S = M for deterministic members)."""
         return stack_samples([m.predict(x, num_samples, **kw) for m in self.members])
 
-    # CigL's loader methods only call ``self.predict``: reuse them rather than copy them.
-    predict_loader = CigL.predict_loader
-    evaluate = CigL.evaluate
+    def prediction_nets(self) -> list[nn.Module]:
+        return [n for m in self.members for n in m.prediction_nets()]
 
-    def sparsity(self) -> float:
-        """Mean sparsity of the members' prediction networks."""
-        return sum(m.sparsity() for m in self.members) / len(self.members)
+    def state_dict(self) -> dict[str, Any]:
+        return {"members": [m.state_dict() for m in self.members]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for m, s in zip(self.members, state["members"], strict=True):
+            m.load_state_dict(s)
 
     def __repr__(self) -> str:
         return f"DeepEnsemble({self.num_members} x {self.members[0]!r})"

@@ -2,10 +2,11 @@
 
 The least machinery that reuses the package's trainer unchanged: a loader wrapper,
 :class:`MixupLoader`, turns each batch ``(x, y)`` into ``(lam x + (1 - lam) x[perm],
-lam onehot(y) + (1 - lam) onehot(y[perm]))`` with one ``lam ~ Beta(alpha, alpha)`` per batch
+lam onehot(y) + (1 - lam) onehot(y[perm]))`` with one ``lam ~ Beta(a, a)`` per batch
+(``a`` = ``mixup_alpha``)
 and a random pairing ``perm``; the likelihood is the soft-target cross-entropy
 (:class:`~hvgp.baselines.nn.smoothing.SoftTargetLikelihood`), whose loss on a mixed target
-is exactly mixup's ``lam CE(y) + (1 - lam) CE(y[perm])``. ``alpha = 0`` gives ``lam = 1``:
+is exactly mixup's ``lam CE(y) + (1 - lam) CE(y[perm])``. ``mixup_alpha = 0`` gives ``lam = 1``:
 the plain model, draw for draw. The wrapper uses its own seeded generator, so mixing never
 shifts the global random stream that shuffling, dropout and the random mask use.
 """
@@ -24,6 +25,7 @@ from torch import nn
 from hvgp.baselines.nn.smoothing import SoftTargetLikelihood
 from hvgp.infer import RigL
 from hvgp.nn import masked_layers, to_masked
+from hvgp.registry import register_model
 
 __all__ = ["Mixup", "MixupLoader"]
 
@@ -84,11 +86,13 @@ class MixupLoader:
             yield self.mix(x, y)
 
 
+@register_model("mixup", options=("mixup_alpha",), help="train on mixed pairs of points")
 class Mixup(RigL):
     """Mixup baseline: the network trained on mixed pairs with soft-target cross-entropy.
 
     :param net: the network.
-    :param alpha: Beta(alpha, alpha) concentration of the mixing weight (0: no mixing).
+    :param mixup_alpha: Beta(a, a) concentration ``a`` of the mixing weight (0: no mixing);
+        not the RigL drop fraction (``drop_fraction``).
     :param num_classes: C; default: the output width of the network's last masked layer.
     :param sparsity: global sparsity of the RigL mask (0: dense network).
     :param kw: keywords of :class:`hvgp.infer.CigL`; ``likelihood`` is fixed (soft targets).
@@ -97,13 +101,13 @@ class Mixup(RigL):
     def __init__(
         self,
         net: nn.Module,
-        alpha: float = 0.2,
+        mixup_alpha: float = 0.2,
         num_classes: int | None = None,
         *,
         sparsity: float = 0.0,
         **kw: Any,
     ) -> None:
-        self.alpha = _check_alpha(alpha)
+        self.mixup_alpha = _check_alpha(mixup_alpha)
         if isinstance(net, nn.Module) and not masked_layers(net):
             net = to_masked(net)
         if num_classes is None and isinstance(net, nn.Module):
@@ -115,11 +119,11 @@ class Mixup(RigL):
                              f"{kw['likelihood']!r}")
         kw.setdefault("likelihood", SoftTargetLikelihood())
         super().__init__(net, sparsity, **kw)
-        MixupLoader([], num_classes, self.alpha)  # validates num_classes now, not at fit
+        MixupLoader([], num_classes, self.mixup_alpha)  # validates num_classes now, not at fit
 
     def fit(self, train_loader: Any, epochs: int, resume: Any = None,
             val_loader: Any = None) -> Mixup:
         """Train on mixed batches of ``train_loader`` (see :class:`MixupLoader`)."""
-        mixed = MixupLoader(train_loader, self.num_classes, self.alpha, seed=self.seed)
+        mixed = MixupLoader(train_loader, self.num_classes, self.mixup_alpha, seed=self.seed)
         super().fit(mixed, epochs, resume=resume, val_loader=val_loader)
         return self

@@ -29,6 +29,7 @@ from torch import nn
 
 from hvgp.infer import RigL
 from hvgp.infer.likelihood import Likelihood
+from hvgp.registry import register_model
 
 __all__ = [
     "LabelSmoothing",
@@ -133,6 +134,8 @@ class LabelSmoothingLikelihood(SoftTargetLikelihood):
         super().__init__(_check_smoothing(smoothing, low_open=True))
 
 
+@register_model("label-smoothing", aliases=("ls",), options=("smoothing",),
+                help="cross-entropy on smoothed labels")
 class LabelSmoothing(RigL):
     """Label-smoothing baseline: the network trained with :class:`LabelSmoothingLikelihood`.
 

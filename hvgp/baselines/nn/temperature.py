@@ -12,15 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
-from hvgp.infer import CigL
+from hvgp.estimator import Estimator
 from hvgp.metrics import TemperatureScaling
 from hvgp.predict import PredictiveSamples
+from hvgp.registry import get_model, make_estimator, register_model
 
-__all__ = ["TemperatureScaled"]
+__all__ = ["TemperatureScaled", "temperature_scaled"]
 
 
-class TemperatureScaled:
+class TemperatureScaled(Estimator):
     """An estimator whose classification predictive is recalibrated by one temperature.
 
     :param estimator: anything with the estimator surface (``fit``, ``predict``,
@@ -60,13 +62,19 @@ class TemperatureScaled:
         samples = self.estimator.predict(x, num_samples, **kw)
         return samples if self.temperature is None else self.scaler.transform(samples)
 
-    # CigL's loader methods only call ``self.predict``: reuse them rather than copy them.
-    predict_loader = CigL.predict_loader
-    evaluate = CigL.evaluate
+    def prediction_nets(self) -> list[nn.Module]:
+        return self.estimator.prediction_nets()
 
     def sparsity(self) -> float:
         """The wrapped estimator's sparsity (temperature does not change weights)."""
         return self.estimator.sparsity()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"estimator": self.estimator.state_dict(), "temperature": self.temperature}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.estimator.load_state_dict(state["estimator"])
+        self.scaler.temperature = state["temperature"]
 
     @property
     def history_(self) -> Any:
@@ -75,3 +83,13 @@ class TemperatureScaled:
     def __repr__(self) -> str:
         t = "unfitted" if self.temperature is None else f"{self.temperature:.4f}"
         return f"TemperatureScaled({self.estimator!r}, temperature={t})"
+
+
+@register_model("temperature", kind="wrapper", aliases=("ts",), options=("base",),
+                needs_val=True, help="post-hoc temperature fitted on validation data")
+def temperature_scaled(net_or_factory: Any, base: str = "rigl", sparsity: float = 0.0,
+                       **kw: Any) -> TemperatureScaled:
+    """Any other estimator (``base``, RigL by default: dense at sparsity 0) plus one T."""
+    if get_model(base).name == "temperature":
+        raise ValueError("base='temperature' would temper twice; pick another base estimator")
+    return TemperatureScaled(make_estimator(base, net_or_factory, sparsity=sparsity, **kw))
