@@ -29,8 +29,12 @@ import _common as C
 from hvgp.config import RunConfig
 
 OUT = C.RESULTS / "calibration_vs_sparsity"
-#: per-run test predictions (probabilities + labels), kept out of git, re-scored by --rescore
-PROBS = C.RESULTS / "probs"
+
+
+def probs_folder() -> Path:
+    """Per-run test predictions (probabilities + labels), kept out of git and re-scored by the
+    report; one folder for every ``--out`` of this script (file names carry the setting)."""
+    return OUT.parent / "probs" / "calibration_vs_sparsity"
 
 
 def settings(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -82,7 +86,7 @@ def sweep(args: argparse.Namespace, results: C.ResultFile) -> None:
             t0 = time.perf_counter()
             rec, res = C.scored_run(cfg)
             rec.update(key)
-            C.save_predictions(PROBS / OUT.name, key, res.samples.mean(), res.labels)
+            C.save_predictions(probs_folder(), key, res.samples.mean(), res.labels)
             results.add(rec)
             print(f"[{st['name']}] {method:5s} s={sparsity:.2f} seed {seed}: "
                   f"acc {rec['accuracy']:.4f} ece {rec['ece']:.4f} nll {rec['nll']:.4f} "
@@ -105,12 +109,16 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
 
     from hvgp.plots import calibration_vs_sparsity
 
-    parts, summary = [], {}
+    parts, summary, paired = [], {}, {}
     for st in settings(args):
         runs = C.select(results.runs, setting=st["name"], epochs=st["epochs"])
         table, nums = C.reduction_table(runs, st["sparsities"])
         if not nums:
             continue
+        ptable, pnums = C.paired_sparsity_table(runs, st["sparsities"])
+        if pnums:
+            table = f"{ptable}\n\nMeans ± std over seeds:\n\n{table}"
+            paired[st["name"]] = pnums
         dense = C.select(runs, method="dense")
         note = ""
         if dense:
@@ -127,7 +135,7 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
         summary[st["name"]] = nums
     if "width" in args.settings:
         parts.append(width_table(args, results))
-    results.save(summary=summary)
+    results.save(summary=summary, paired=paired)
     records = [{"method": f"{r['method']} ({'MLP' if r['arch'] == 'mlp' else 'CNN'})",
                 "sparsity": r["sparsity_target"], "ece": r["ece"]}
                for r in results.runs if r["method"] in ("RigL", "CigL")
@@ -222,6 +230,9 @@ def main() -> None:
         results.extra["commands"] += other["extra"].get("commands", [])
     if not args.report_only:
         sweep(args, results)
+    n = C.rescore(results.runs, probs_folder(),
+                  ("setting", "method", "sparsity_target", "seed", "epochs"))
+    print(f"calibration evidence (floor, debiased CE) from kept predictions: {n} runs")
     print(report(args, results))
 
 
