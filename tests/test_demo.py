@@ -17,6 +17,22 @@ def test_demo_prints_a_table_and_writes_the_reliability_grid(
     out = capsys.readouterr().out
     for model in ("cigl", "rigl", "dense"):
         assert f"| {model} |" in out
-    assert "CigL ECE vs RigL" in out
+    # the paired sentence over both quick seeds: interval, tests, wins; never a bare "x % lower"
+    assert "ECE CigL − RigL = " in out and "95 % CI" in out and "2 seeds" in out
+    assert "% lower" not in out
+    assert "floor" in out
     assert (tmp_path / "reliability.png").stat().st_size > 1000
     assert (tmp_path / "results.json").is_file()
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == {
+        "cigl-s0", "cigl-s1", "rigl-s0", "rigl-s1", "dense-s0"}
+
+
+def test_demo_plan_pairs_cigl_and_rigl_by_seed() -> None:
+    from hvgp.config import RunConfig
+    from hvgp.demo import plan
+
+    cfgs = plan(RunConfig(sparsity=0.9), seeds=5, dense_seeds=1)
+    pairs = {(c.model, c.seed) for c in cfgs}
+    assert pairs == {(m, s) for m in ("cigl", "rigl") for s in range(5)} | {("dense", 0)}
+    assert all(c.sparsity == 0.0 for c in cfgs if c.model == "dense")
+    assert all(c.sparsity == 0.9 for c in cfgs if c.model != "dense")
