@@ -34,8 +34,15 @@ _EXPORTS: dict[str, str] = {
     "list_datasets": "hvgp.data",
     "DatasetInfo": "hvgp.data",
     "ArrayDataset": "hvgp.data",
-    # baselines and the shared experiment path
-    "make_estimator": "hvgp.baselines.nn",
+    # one estimator surface, one registry, the recipe objects
+    "Estimator": "hvgp.estimator",
+    "register_model": "hvgp.registry",
+    "make_estimator": "hvgp.registry",
+    "TopologyRecipe": "hvgp.infer",
+    "OptimRecipe": "hvgp.infer",
+    "AveragingRecipe": "hvgp.infer",
+    "GaussianPrior": "hvgp.infer",
+    # the shared experiment path
     "compare": "hvgp.experiment",
     "run": "hvgp.experiment",
     # export, safety, scale-out
@@ -54,7 +61,7 @@ _EXPORTS: dict[str, str] = {
 
 #: sub-packages reachable as attributes (``hvgp.metrics`` etc.) without an explicit import
 _SUBMODULES = ("sparsity", "nn", "infer", "data", "metrics", "plots", "baselines", "predict",
-               "experiment")
+               "experiment", "registry", "estimator")
 
 
 def __getattr__(name: str) -> Any:

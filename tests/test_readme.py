@@ -19,8 +19,18 @@ def _runnable(block: str) -> bool:
     return "get_loaders(" in block
 
 
+@pytest.fixture
+def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models an example registers (README's "Extending hvgp") vanish after the test."""
+    from hvgp import registry
+
+    registry.model_names()  # load the built-in models first
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+
+
 @pytest.mark.parametrize("index", [i for i, b in enumerate(_python_blocks()) if _runnable(b)])
-def test_readme_example_runs(index: int) -> None:
+def test_readme_example_runs(index: int, scratch_registry: None) -> None:
     code = re.sub(r"epochs=\d+", "epochs=1", _python_blocks()[index])
     exec(compile(code, f"README.md[python block {index}]", "exec"), {})
 

@@ -12,22 +12,31 @@ from hvgp.infer.checkpoint import get_rng_state, load_checkpoint, save_checkpoin
 from hvgp.infer.estimator import CigL, RigL
 from hvgp.infer.guide import PointMassGuide
 from hvgp.infer.likelihood import CategoricalLikelihood, GaussianLikelihood, make_likelihood
-from hvgp.infer.model import SparseBNN, mask_site, prior_scale_from_weight_decay
+from hvgp.infer.model import SparseBNN, mask_site
+from hvgp.infer.objective import NegativeELBO
 from hvgp.infer.predictive import predictive_samples
+from hvgp.infer.prior import GaussianPrior, Prior, prior_scale_from_weight_decay
+from hvgp.infer.recipes import AveragingRecipe, OptimRecipe, TopologyRecipe
 from hvgp.infer.trainer import NonFiniteLossError, Trainer, hold_dropped_step
 
 __all__ = [
+    "AveragingRecipe",
     "Callback",
     "CategoricalLikelihood",
     "Checkpoint",
     "CigL",
     "GaussianLikelihood",
+    "GaussianPrior",
     "MetricsLogger",
+    "NegativeELBO",
     "NonFiniteLossError",
+    "OptimRecipe",
     "PointMassGuide",
+    "Prior",
     "ProgressBar",
     "RigL",
     "SparseBNN",
+    "TopologyRecipe",
     "TopologyUpdate",
     "Trainer",
     "WeightAveraging",
