@@ -181,14 +181,9 @@ class CNNGPKernel(NNGPKernel):
         """Per-layer, per-position prior variances of signals ``s`` (N, C, L)."""
         return self._propagate(s.pow(2).mean(1), None, None)
 
-    def forward(
-        self,
-        x1: torch.Tensor,
-        x2: torch.Tensor,
-        diag: bool = False,
-        last_dim_is_batch: bool = False,
-        **params: Any,
-    ) -> torch.Tensor:
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False,
+                last_dim_is_batch: bool = False, **params: Any) -> torch.Tensor:
+        """``K(x1, x2)`` (or its diagonal), in chunks of rows of ``x1``; no batch mode."""
         if last_dim_is_batch:
             raise NotImplementedError("CNNGPKernel does not support last_dim_is_batch")
         s1, s2 = self._signals(x1), self._signals(x2)
@@ -315,22 +310,22 @@ class DirichletGPClassifier(GPEstimator):
         self.num_features_ = x.shape[1]
         return self
 
+    def _posterior(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent mean and variance ``(n, C)`` of one chunk of test inputs."""
+        cross = self._kernel(chunk, self.x_train_)  # (n, N)
+        prior = self._kernel(chunk, diag=True)
+        mu = [cross @ w + m for w, m in zip(self.weights_, self.mean_)]
+        var = [prior - torch.linalg.solve_triangular(ch, cross.T, upper=False).pow(2).sum(0)
+               for ch in self.chol_]
+        return torch.stack(mu, -1), torch.stack(var, -1).clamp_min(0.0)
+
     @torch.no_grad()
     def predict_latent(self, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the log-Gamma latents, each ``(N, C)``."""
         self._check_fitted()
         xt = self._features(x)
-        means, variances = [], []
         with self._settings():
-            for chunk in self._chunks(xt):
-                cross = self._kernel(chunk, self.x_train_)  # (n, N)
-                prior = self._kernel(chunk, diag=True)
-                mu = torch.stack([cross @ w + m for w, m in zip(self.weights_, self.mean_)], -1)
-                var = torch.stack([
-                    prior - torch.linalg.solve_triangular(ch, cross.T, upper=False).pow(2).sum(0)
-                    for ch in self.chol_], -1)
-                means.append(mu)
-                variances.append(var.clamp_min(0.0))
+            means, variances = zip(*[self._posterior(c) for c in self._chunks(xt)])
         return torch.cat(means), torch.cat(variances)
 
     def predict(self, x: Any, num_samples: int | None = 256) -> PredictiveSamples:
