@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -25,10 +25,23 @@ __all__ = ["AveragingRecipe", "OptimRecipe", "TopologyRecipe", "apply_options"]
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 #: ``schedule(optimizer, total_steps) -> scheduler | None``, stepped every optimizer step
 ScheduleFactory = Callable[[torch.optim.Optimizer, int], Any]
+R = TypeVar("R", bound="_FromConfig")
+
+
+class _FromConfig:
+    """``from_config(RunConfig)``: each recipe names the config fields it reads."""
+
+    #: recipe field -> :class:`hvgp.config.RunConfig` field
+    config_fields: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_config(cls: type[R], cfg: Any) -> R:
+        """The recipe's settings of a :class:`hvgp.config.RunConfig`."""
+        return cls(**{mine: getattr(cfg, theirs) for mine, theirs in cls.config_fields.items()})
 
 
 @dataclass(frozen=True)
-class TopologyRecipe:
+class TopologyRecipe(_FromConfig):
     """Which weights exist and how they are rewired (RigL / SET / Static).
 
     :param method: mask allocation, ``"erk"`` / ``"er"`` / ``"uniform"``.
@@ -59,15 +72,13 @@ class TopologyRecipe:
             return self.updater(topology, **kw)
         return make_updater(self.updater, topology, **kw)
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> TopologyRecipe:
-        """The topology settings of a :class:`hvgp.config.RunConfig`."""
-        return cls(method=cfg.sparse_init, delta_t=cfg.delta_t, t_end=cfg.t_end,
-                   drop_fraction=cfg.drop_fraction)
+    config_fields: ClassVar[dict[str, str]] = {
+        "method": "sparse_init", "delta_t": "delta_t", "t_end": "t_end",
+        "drop_fraction": "drop_fraction"}
 
 
 @dataclass(frozen=True)
-class OptimRecipe:
+class OptimRecipe(_FromConfig):
     """Optimizer, weight decay and learning-rate schedule.
 
     :param optimizer: ``"sgd"`` (Nesterov ``momentum``), ``"adam"``, or a factory called with
@@ -119,15 +130,13 @@ class OptimRecipe:
             return torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma=self.gamma)
         return None
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> OptimRecipe:
-        """The optimisation settings of a :class:`hvgp.config.RunConfig`."""
-        return cls(optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                   schedule=cfg.lr_schedule)
+    config_fields: ClassVar[dict[str, str]] = {
+        "optimizer": "optimizer", "lr": "lr", "weight_decay": "weight_decay",
+        "schedule": "lr_schedule"}
 
 
 @dataclass(frozen=True)
-class AveragingRecipe:
+class AveragingRecipe(_FromConfig):
     """Weight-and-mask averaging: from ``start`` of the epochs the mask is frozen and one
     snapshot of all parameters per epoch is folded into a running mean (BatchNorm
     statistics re-estimated at the end).
@@ -145,10 +154,7 @@ class AveragingRecipe:
         """The number of completed epochs after which snapshots are folded in."""
         return int(self.start * epochs)
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> AveragingRecipe:
-        """The averaging settings of a :class:`hvgp.config.RunConfig`."""
-        return cls(start=cfg.averaging_start)
+    config_fields: ClassVar[dict[str, str]] = {"start": "averaging_start"}
 
 
 #: flat keyword of the one-minute API -> (recipe, field)
