@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=_csv(str), default=["cigl", "rigl", "dense"],
                    help="comma-separated models (default: cigl,rigl,dense)")
     p.add_argument("--seeds", type=_csv(int), default=[0], help="comma-separated seeds")
+    p.add_argument("--reference", default=None,
+                   help="model the others are paired against (default: rigl when present)")
     p.add_argument("--out", type=Path, default=None, help="folder for runs, table and plots")
 
     p = sub.add_parser("sweep", help="models x sparsities x seeds; ECE-vs-sparsity plot")
@@ -173,12 +175,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from hvgp.experiment import compare, format_table
+    from hvgp.experiment import compare, default_reference, format_table, paired_comparison
 
     base = _config(args, options=False)
     results = compare(args.models, base.data, args.seeds, base=base, out=args.out,
                       progress=not args.quiet, overrides=_per_model(args, args.models))
     print(format_table(results))
+    paired = paired_comparison(results, args.reference)
+    if paired:
+        print(f"\nPaired against {args.reference or default_reference(results)} "
+              f"(same seeds):\n\n{paired}")
     if args.out:
         print(f"\nwritten: {args.out}/results.json, table.md, reliability.png")
     return 0

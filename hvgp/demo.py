@@ -83,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.data} 1-D CNN, {args.sparsity:.0%} sparse, {args.epochs} epochs — same data, "
           f"seeds and optimiser; {len(cfgs)} runs on {args.workers} worker(s)", flush=True)
     results = _train_all(cfgs, args.out, args.workers)
-    from hvgp.experiment import _save_comparison as save_comparison
-    from hvgp.experiment import format_table
+    from hvgp.experiment import format_table, save_comparison
 
     save_comparison(args.out, results, 0)
     print()

@@ -26,7 +26,8 @@ from hvgp.registry import get_model, make_estimator, model_names
 from hvgp.utils import seed_everything
 
 __all__ = ["RunResult", "run", "compare", "evaluate_run", "format_table", "build_estimator",
-           "summarize"]  # and GP_MODELS / WRAPPER_MODELS, read from the registry
+           "summarize", "paired_comparison", "save_comparison", "default_reference"]
+# and GP_MODELS / WRAPPER_MODELS, read from the registry
 
 
 def __getattr__(name: str) -> Any:
@@ -39,7 +40,11 @@ def __getattr__(name: str) -> Any:
 
 
 #: metrics shown in tables, in order
-TABLE_METRICS: tuple[str, ...] = ("accuracy", "ece", "mce", "nll", "brier", "ood_auroc")
+TABLE_METRICS: tuple[str, ...] = ("accuracy", "ece", "ece_floor", "ece_debiased", "mce", "nll",
+                                  "brier", "ood_auroc")
+
+#: metrics of the paired comparison against a reference model (``hvgp compare``)
+PAIRED_METRICS: tuple[str, ...] = ("ece", "ece_debiased", "nll", "accuracy")
 
 
 @dataclass
@@ -233,16 +238,50 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
             sub = None if out is None else Path(out) / f"{model}-s{seed}"
             results.append(run(cfg, out=sub, progress=progress))
     if out is not None:
-        _save_comparison(Path(out), results, seeds[0])
+        save_comparison(Path(out), results, seeds[0])
     return results
 
 
-def _save_comparison(folder: Path, results: list[RunResult], seed: int) -> None:
+def default_reference(results: Sequence[RunResult]) -> str | None:
+    """The model the others are compared with: RigL when present, else the first model."""
+    models = list(dict.fromkeys(r.config.model for r in results))
+    if not models:
+        return None
+    return "rigl" if "rigl" in models else models[0]
+
+
+def paired_comparison(results: Sequence[RunResult], reference: str | None = None) -> str:
+    """Markdown table of every model minus ``reference`` over the seeds both ran.
+
+    Paired mean difference with a 95 % t interval, paired t-test p and seeds won, per metric
+    of :data:`PAIRED_METRICS` that every run has (:func:`hvgp.metrics.paired_table`). Empty
+    when fewer than 2 seeds pair up (a paired test needs two).
+    """
+    from hvgp.metrics import paired_table
+
+    reference = reference or default_reference(results)
+    rows = [r.row() for r in results]
+    metrics = [m for m in PAIRED_METRICS if rows and all(m in row for row in rows)]
+    seeds = {r.config.seed for r in results if r.config.model == reference}
+    others = {r.config.model for r in results if r.config.model != reference}
+    paired = [m for m in others if len(seeds & {r.config.seed for r in results
+                                                if r.config.model == m}) >= 2]
+    if reference is None or not metrics or not paired:
+        return ""
+    keep = [row for row in rows if row["model"] in (reference, *paired)]
+    return paired_table(keep, reference, metrics)
+
+
+def save_comparison(folder: Path, results: Sequence[RunResult], seed: int,
+                    reference: str | None = None) -> None:
+    """``results.json``, ``table.md`` (with the paired differences) and ``reliability.png``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(
         json.dumps({"runs": [r.row() for r in results], "summary": summarize(results)},
                    indent=2) + "\n")
-    (folder / "table.md").write_text(format_table(results) + "\n")
+    paired = paired_comparison(results, reference)
+    (folder / "table.md").write_text(format_table(results) + "\n"
+                                     + (f"\n{paired}\n" if paired else ""))
     pairs = {r.config.model: (r.samples, r.labels) for r in results
              if r.config.seed == seed and r.samples is not None and r.samples.is_classification}
     if pairs:

@@ -145,7 +145,8 @@ def test_cnngp_kernel_is_symmetric_psd_and_consistent_on_diagonal(
                     chunk_elements=50).double()
     full = kernel_matrix(k, x)
     torch.testing.assert_close(full, full.T)
-    assert torch.linalg.eigvalsh(full).min() > -1e-8 * full.diagonal().max()
+    # float64 round-off of the arc-cosine recursion reaches ~1e-8 relative on near-duplicate rows
+    assert torch.linalg.eigvalsh(full).min() > -1e-6 * full.diagonal().max()
     torch.testing.assert_close(k(x, diag=True).detach(), full.diagonal(), rtol=1e-5, atol=1e-12)
 
 

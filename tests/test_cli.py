@@ -42,6 +42,11 @@ def test_train_then_evaluate_then_compare(tmp_path: Path, capsys: pytest.Capture
                  *TINY]) == 0
     table = capsys.readouterr().out
     assert "| cigl |" in table and "| rigl |" in table and "±" in table
+    assert "ece_floor" in table and "ece_debiased" in table
+    # cigl paired against rigl (the default reference) over the two seeds: interval, p, wins
+    assert "Paired against rigl" in table and "| cigl | 2 |" in table and "/2 |" in table
+    assert "Paired against rigl" not in (cmp_dir / "table.md").read_text()
+    assert "model − rigl" in (cmp_dir / "table.md").read_text()
     results = json.loads((cmp_dir / "results.json").read_text())
     assert len(results["runs"]) == 4 and set(results["summary"]) == {"cigl", "rigl"}
     assert (cmp_dir / "reliability.png").stat().st_size > 1000

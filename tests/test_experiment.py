@@ -43,3 +43,21 @@ def test_mnist1d_run_reports_shift_metrics() -> None:
                         device="cpu", sparsity=0.5))
     assert {"shift_accuracy", "shift_ece", "ood_auroc"} <= set(res.metrics)
     assert 0.0 <= res.metrics["ood_auroc"] <= 1.0
+
+
+def test_paired_comparison_pairs_by_seed_against_rigl_and_needs_two_seeds() -> None:
+    from hvgp.experiment import default_reference, paired_comparison
+
+    results = compare(["cigl", "rigl"], "moons", seeds=[0, 1], base=BASE.updated(sparsity=0.5))
+    assert default_reference(results) == "rigl"
+    table = paired_comparison(results)
+    line = next(ln for ln in table.splitlines() if ln.startswith("| cigl |"))
+    cigl = {r.config.seed: r.metrics["ece"] for r in results if r.config.model == "cigl"}
+    rigl = {r.config.seed: r.metrics["ece"] for r in results if r.config.model == "rigl"}
+    mean = sum(cigl[s] - rigl[s] for s in (0, 1)) / 2
+    assert line.split("|")[2].strip() == "2"
+    assert f"{abs(mean):.2g}"[:3] in line.split("|")[3].replace("−", "-")
+    assert "Δ ece" in table and "Δ accuracy" in table
+    assert paired_comparison([r for r in results if r.config.seed == 0]) == ""  # one seed
+    # another reference on request
+    assert "model − cigl" in paired_comparison(results, "cigl")
