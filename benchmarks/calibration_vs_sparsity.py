@@ -136,10 +136,13 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
     if "width" in args.settings:
         parts.append(width_table(args, results))
     results.save(summary=summary, paired=paired)
+    main_runs = [r for r in results.runs if r["method"] in ("RigL", "CigL")
+                 and r["setting"] in (f"{args.data}/cnn1d w{args.width:g}", f"{args.data}/mlp")]
     records = [{"method": f"{r['method']} ({'MLP' if r['arch'] == 'mlp' else 'CNN'})",
-                "sparsity": r["sparsity_target"], "ece": r["ece"]}
-               for r in results.runs if r["method"] in ("RigL", "CigL")
-               and r["setting"] in (f"mnist1d/cnn1d w{args.width:g}", "mnist1d/mlp")]
+                "sparsity": r["sparsity_target"], "ece": r["ece"]} for r in main_runs]
+    records += [{"method": f"calibrated floor ({'MLP' if r['arch'] == 'mlp' else 'CNN'})",
+                 "sparsity": r["sparsity_target"], "ece": r["ece_floor"]}
+                for r in main_runs if "ece_floor" in r]
     if records:
         fig = _plot(records, calibration_vs_sparsity)
         fig.savefig(OUT.with_suffix(".png"), dpi=120)
@@ -155,7 +158,7 @@ def width_table(args: argparse.Namespace, results: C.ResultFile) -> str:
              "| width | sparsity | RigL ECE | CigL ECE | ECE reduction | acc CigL - RigL "
              "(points) | seeds |", "|---|---|---|---|---|---|---|"]
     for w in sorted({*args.widths, args.width}):
-        runs = C.select(results.runs, setting=f"mnist1d/cnn1d w{w:g}", epochs=args.epochs)
+        runs = C.select(results.runs, setting=f"{args.data}/cnn1d w{w:g}", epochs=args.epochs)
         _, nums = C.reduction_table(runs, args.width_sparsities)
         for n in nums:
             lines.append(f"| {w:g} | {100 * n['sparsity']:g} % | {n['rigl_ece']:.4f} "
@@ -167,7 +170,14 @@ def width_table(args: argparse.Namespace, results: C.ResultFile) -> str:
 def _plot(records: list[dict[str, Any]], plot: Any) -> Any:
     """ECE against sparsity per method (mean ± std over seeds), titled with the data set."""
     fig = plot(records, metric="ece")
-    fig.axes[0].set_title("MNIST-1D: ECE vs sparsity (mean ± std over seeds)", fontsize="small")
+    ax = fig.axes[0]
+    ax.set_yscale("log")
+    for container in ax.containers:
+        if "floor" in str(container.get_label()):
+            container.lines[0].set_linestyle("--")
+    ax.set_title("MNIST-1D: ECE vs sparsity (mean ± std over seeds)\ndashed: ECE of a perfectly "
+                 "calibrated predictor with the same confidences", fontsize="x-small")
+    ax.legend(fontsize="x-small", ncol=2)
     return fig
 
 
