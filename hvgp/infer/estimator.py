@@ -14,7 +14,9 @@ torch.Size([1, 5, 3])
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -34,9 +36,16 @@ from hvgp.infer.callbacks import (
 from hvgp.infer.checkpoint import load_checkpoint, set_rng_state
 from hvgp.infer.model import SparseBNN
 from hvgp.infer.objective import NegativeELBO
-from hvgp.infer.predictive import predictive_samples
+from hvgp.infer.predictive import predictive_samples, sampled_predictive
 from hvgp.infer.prior import GaussianPrior, Prior
 from hvgp.infer.recipes import AveragingRecipe, OptimRecipe, TopologyRecipe, apply_options, plain
+from hvgp.infer.swag import (
+    SWAGMoments,
+    SWAGPosterior,
+    bn_batches,
+    has_batchnorm,
+    refit_batchnorm,
+)
 from hvgp.infer.trainer import Trainer
 from hvgp.nn.layers import masked_layers, to_masked
 from hvgp.predict import PredictiveSamples
@@ -44,10 +53,14 @@ from hvgp.registry import register_model
 from hvgp.sparsity import check_sparsity
 from hvgp.utils import resolve_device, seed_everything
 
-__all__ = ["CigL", "RigL"]
+__all__ = ["POSTERIORS", "CigL", "RigL"]
+
+#: ``CigL(posterior=...)``: the averaged point estimate, or SWAG on the sparse support
+POSTERIORS: tuple[str, ...] = ("point", "swag")
 
 
 @register_model("cigl", reads={"drop_rate": "drop_rate", "averaging_start": "average_start"},
+                options=("posterior", "swag_rank", "swag_bn_batches"),
                 help="CigL: RigL + random mask Z + weight averaging")
 class CigL(Estimator):
     """Sparse training with a random mask and weight averaging, as SVI on a Pyro program.
@@ -80,6 +93,13 @@ class CigL(Estimator):
         every ``checkpoint_every`` epochs (atomic); ``fit(..., resume=path)`` continues it.
     :param progress: shortcut for a :class:`~hvgp.infer.callbacks.ProgressBar` callback.
     :param callbacks: further callbacks, called after the built-in ones.
+    :param posterior: ``"point"`` (the averaged weights; only Z is random) or ``"swag"``
+        (:mod:`hvgp.infer.swag`: the averaging also keeps the second moment and
+        ``swag_rank`` deviation columns of the active weights, so ``predict(num_samples=S)``
+        samples weights and Z; needs averaging; same training, same mean network).
+    :param swag_rank: K deviation columns (0: diagonal SWAG); memory (2 + K) x nnz.
+    :param swag_bn_batches: training batches BatchNorm statistics are re-estimated on for
+        every SWAG sample (0: keep the mean network's statistics).
     """
 
     def __init__(
@@ -101,10 +121,20 @@ class CigL(Estimator):
         checkpoint_every: int = 1,
         progress: bool = False,
         callbacks: Iterable[Callback] = (),
+        posterior: str = "point",
+        swag_rank: int = 10,
+        swag_bn_batches: int = 10,
         **recipe_options: Any,
     ) -> None:
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        self.posterior = _check_posterior(posterior)
+        for key, value in (("swag_rank", swag_rank), ("swag_bn_batches", swag_bn_batches)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{key} must be a non-negative int, got {value!r}")
+        if swag_rank == 1:
+            raise ValueError("swag_rank must be 0 (diagonal) or >= 2 (low rank + diagonal)")
+        self.swag_rank, self.swag_bn_batches = swag_rank, swag_bn_batches
         self.sparsity_target = check_sparsity(sparsity)
         recipes = apply_options(
             {"topology": topology or TopologyRecipe(), "optim": optim or OptimRecipe(),
@@ -115,6 +145,9 @@ class CigL(Estimator):
         self.optim_recipe: OptimRecipe = recipes["optim"]
         self.averaging_recipe: AveragingRecipe | None = (
             recipes["averaging"] if averaging is not False and averaging is not None else None)
+        if self.posterior == "swag" and self.averaging_recipe is None:
+            raise ValueError("posterior='swag' needs weight averaging (its moments are taken "
+                             "over the averaged snapshots); drop averaging=False")
         self.device = resolve_device(device)
         if not masked_layers(net):
             net = to_masked(net)
@@ -129,6 +162,9 @@ class CigL(Estimator):
         self.progress = progress
         self.user_callbacks = list(callbacks)
         self.averaged_: nn.Module | None = None
+        self.swag_: SWAGPosterior | None = None
+        self._swag_nets: list[nn.Module] = []
+        self._bn_loader: Any = None
         self.history_: list[dict[str, Any]] = []
         self.trainer: Trainer | None = None
 
@@ -164,7 +200,8 @@ class CigL(Estimator):
             upd = self.topology_recipe.make_updater(self.topology, total, self.seed)
             freeze = None if start_epoch is None else start_epoch * steps_per_epoch
             callbacks.append(TopologyUpdate(upd, freeze_step=freeze))
-        averager = None if start_epoch is None else WeightAveraging(start_epoch)
+        averager = (None if start_epoch is None else SWAGMoments(start_epoch, self.swag_rank)
+                    if self.posterior == "swag" else WeightAveraging(start_epoch))
         if averager is not None:
             callbacks.append(averager)
         callbacks.append(logger)
@@ -213,7 +250,17 @@ class CigL(Estimator):
         self.trainer.fit(train_loader, epochs)
         self.history_ = logger.history
         self.averaged_ = None if averager is None else averager.averaged
+        if isinstance(averager, SWAGMoments):
+            self._set_swag(averager.posterior(self.net), train_loader)
         return self
+
+    def _set_swag(self, posterior: SWAGPosterior | None, loader: Any) -> None:
+        """Install a SWAG posterior (and the loader its samples' BatchNorm is refitted on)."""
+        self.swag_, self._bn_loader, self._swag_nets = posterior, loader, []
+        if posterior is not None and posterior.count < 2:
+            warnings.warn(f"the SWAG posterior has {posterior.count} snapshot(s): zero "
+                          "variance, samples equal the mean; train longer or lower "
+                          "average_start", stacklevel=3)
 
     # ---- prediction ----------------------------------------------------------------------
     @property
@@ -236,13 +283,55 @@ class CigL(Estimator):
         num_samples: int | None = None,
         vectorize: bool | None = None,
         current: bool = False,
+        posterior: str | None = None,
     ) -> PredictiveSamples:
         """Predictive samples at ``x``: deterministic (``num_samples=None``, S = 1) or
-        ``num_samples`` draws of the random mask Z (vectorised).
+        ``num_samples`` draws of the random mask Z (vectorised) and, with the SWAG
+        posterior, of the weights (the same S weight samples for every call).
 
-        :param current: use the current (not averaged) weights.
+        :param current: use the current (not averaged) weights (no SWAG sampling).
+        :param posterior: override the fitted posterior for this call (``"point"`` on a
+            SWAG fit gives plain CigL's prediction from the same training run).
         """
+        use = self.posterior if posterior is None else _check_posterior(posterior)
+        if use == "swag" and num_samples is not None and not current:
+            if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
+                    or num_samples < 1:
+                raise ValueError(f"num_samples must be None or a positive int, got "
+                                 f"{num_samples!r}")
+            return sampled_predictive(self.swag_bnns(num_samples), x)
         return predictive_samples(self._bnn_for(current), x, num_samples, vectorize)
+
+    def swag_bnns(self, num_samples: int) -> list[SparseBNN]:
+        """The first ``num_samples`` SWAG weight samples (seeded by ``seed``, cached, so
+        every test batch sees the same S networks), BatchNorm refitted per sample."""
+        if self.swag_ is None or self.averaged_ is None:
+            raise ValueError("no SWAG posterior: fit with posterior='swag' first")
+        if len(self._swag_nets) < num_samples:
+            self._swag_nets = self._draw_swag(num_samples)
+        b = self.bnn
+        return [SparseBNN(net, b.likelihood, b.drop_rates, prior=b.prior)
+                for net in self._swag_nets[:num_samples]]
+
+    def _draw_swag(self, num_samples: int) -> list[nn.Module]:
+        """``num_samples`` copies of the mean network holding SWAG weight samples."""
+        assert self.swag_ is not None and self.averaged_ is not None
+        refit = has_batchnorm(self.averaged_) and self.swag_bn_batches > 0
+        if refit and self._bn_loader is None:
+            warnings.warn("no training loader to re-estimate BatchNorm on (a loaded "
+                          "estimator): SWAG samples keep the mean network's statistics",
+                          stacklevel=3)
+            refit = False
+        batches = bn_batches(self._bn_loader, self.swag_bn_batches) if refit else []
+        gen = torch.Generator().manual_seed(self.seed)
+        nets = []
+        for _ in range(num_samples):
+            net = copy.deepcopy(self.averaged_)
+            with torch.no_grad():
+                for name, value in self.swag_.sample(gen).items():
+                    net.get_parameter(name).copy_(value)
+            nets.append(refit_batchnorm(net, batches) if refit else net.eval())
+        return nets
 
     # ---- introspection ---------------------------------------------------------------------
     def sparsity(self, averaged: bool = True) -> float:
@@ -251,19 +340,36 @@ class CigL(Estimator):
         return net_sparsity(self.model_ if averaged else self.net)
 
     def state_dict(self) -> dict[str, Any]:
-        """The prediction network's parameters, masks and buffers."""
-        return self.model_.state_dict()
+        """The prediction network's parameters, masks and buffers (and, SWAG-fitted, the
+        posterior's moments under ``"swag_posterior"``)."""
+        state = self.model_.state_dict()
+        if self.swag_ is not None:
+            state["swag_posterior"] = self.swag_.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load a prediction network saved by :meth:`state_dict` (it becomes ``net``)."""
+        state = dict(state)
+        swag = state.pop("swag_posterior", None)
         self.net.load_state_dict(state)
         self.averaged_ = None
+        if swag is not None:
+            self.averaged_ = self.net
+            self._set_swag(SWAGPosterior.from_state_dict(swag), None)
 
     def __repr__(self) -> str:
         rates = set(self.bnn.drop_rates.values())
         p = rates.pop() if len(rates) == 1 else "per-layer"
+        post = "" if self.posterior == "point" else f", posterior={self.posterior!r}"
         return (f"{type(self).__name__}(sparsity={self.sparsity_target}, drop_rate={p}, "
-                f"averaging={self.averaging_recipe is not None}, device={self.device})")
+                f"averaging={self.averaging_recipe is not None}{post}, device={self.device})")
+
+
+def _check_posterior(name: Any) -> str:
+    """``name`` if it is one of :data:`POSTERIORS`, else a ValueError listing them."""
+    if name not in POSTERIORS:
+        raise ValueError(f"posterior must be one of {', '.join(POSTERIORS)}; got {name!r}")
+    return name
 
 
 @register_model("rigl", fixed={"updater": "rigl"}, help="RigL (Evci et al. 2020)")

@@ -8,6 +8,8 @@ Python-loop reference (same draws in distribution, less memory).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyro
 import torch
 from pyro import poutine
@@ -15,7 +17,7 @@ from pyro import poutine
 from hvgp.infer.model import SparseBNN
 from hvgp.predict import PredictiveSamples
 
-__all__ = ["predictive_samples"]
+__all__ = ["predictive_samples", "sampled_predictive"]
 
 
 def _to_samples(bnn: SparseBNN, out: torch.Tensor) -> PredictiveSamples:
@@ -41,6 +43,21 @@ def predictive_samples(
         slower than the loop: see ``benchmarks/predict_vectorised.py``).
     :param chunk: at most this many samples per vectorised pass (memory bound).
     """
+    return _to_samples(bnn, _outputs(bnn, x, num_samples, vectorize, chunk))
+
+
+@torch.no_grad()
+def sampled_predictive(bnns: Sequence[SparseBNN], x: torch.Tensor) -> PredictiveSamples:
+    """One draw of the random mask Z on each of ``bnns`` (e.g. SWAG weight samples, each
+    with its own BatchNorm statistics), joined along the sample axis S = ``len(bnns)``."""
+    if not bnns:
+        raise ValueError("sampled_predictive needs at least one network")
+    return _to_samples(bnns[0], torch.cat([_outputs(b, x, 1, False, None) for b in bnns]))
+
+
+def _outputs(bnn: SparseBNN, x: torch.Tensor, num_samples: int | None,
+             vectorize: bool | None, chunk: int | None) -> torch.Tensor:
+    """Network outputs ``(S, N, ...)`` of :func:`predictive_samples` (before the likelihood)."""
     was_training = bnn.training
     bnn.eval()
     try:
@@ -48,7 +65,7 @@ def predictive_samples(
         if num_samples is None:
             out = bnn.net(x)
             out = out.squeeze(-1) if not bnn.likelihood.is_classification else out
-            return _to_samples(bnn, out.unsqueeze(0))
+            return out.unsqueeze(0)
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be None or a positive int, got {num_samples!r}")
         parts = []
@@ -66,7 +83,7 @@ def predictive_samples(
             for _ in range(num_samples):
                 with poutine.block():
                     parts.append(_run(bnn, x).unsqueeze(0))
-        return _to_samples(bnn, torch.cat(parts, 0))
+        return torch.cat(parts, 0)
     finally:
         bnn.train(was_training)
 
