@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     # the shared experiment path
     "compare": "hvgp.experiment",
     "run": "hvgp.experiment",
+    "load_run": "hvgp.experiment",
     # export, safety, scale-out
     "to_sparse": "hvgp.export",
     "save_model": "hvgp.export",

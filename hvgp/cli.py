@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--out", type=Path, required=True, help="run folder (created)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pt of an interrupted run")
+                   help="continue from OUT/checkpoint.pt of an interrupted run (same settings)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished or unfinished run in OUT (refused without it)")
 
     p = sub.add_parser("evaluate", help="re-score a saved run (optionally on shifted data)")
     p.add_argument("run", type=Path, help="run folder written by `hvgp train`")
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None,
                    help="model the others are paired against (default: rigl when present)")
     p.add_argument("--out", type=Path, default=None, help="folder for runs, table and plots")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace finished runs in OUT's sub-folders (refused without it)")
 
     p = sub.add_parser("sweep", help="models x sparsities x seeds; ECE-vs-sparsity plot")
     _add_run_options(p, skip=("model", "seed", "sparsity"))
@@ -124,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", dest="sparsities", type=_csv(float),
                    default=[0.8, 0.9, 0.95, 0.99], help="comma-separated sparsities")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for one compare folder per sparsity, sweep.json and the plot")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace finished runs in OUT's sub-folders (refused without it)")
 
     sub.add_parser("list", help="list models, data sets and architectures")
     return parser
@@ -161,7 +168,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hvgp.experiment import run
 
     cfg = _config(args)
-    res = run(cfg, out=args.out, progress=not args.quiet, resume=args.resume)
+    res = run(cfg, out=args.out, progress=not args.quiet, resume=args.resume,
+              overwrite=args.overwrite)
     _print_metrics(res.row())
     print(f"run saved in {args.out}/ (config.json, metrics.json, model.pt, reliability.png)")
     return 0
@@ -179,7 +187,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     base = _config(args, options=False)
     results = compare(args.models, base.data, args.seeds, base=base, out=args.out,
-                      progress=not args.quiet, overrides=_per_model(args, args.models))
+                      progress=not args.quiet, overrides=_per_model(args, args.models),
+                      overwrite=args.overwrite)
     print(format_table(results))
     paired = paired_comparison(results, args.reference)
     if paired:
@@ -191,15 +200,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from hvgp.experiment import compare, summarize
+    from hvgp.experiment import compare, plan_compare, summarize
 
     base = _config(args, options=False)
+    seeds = list(range(args.seeds))
+    if args.seeds < 1 or not args.sparsities:
+        raise ValueError("sweep needs --seeds >= 1 and at least one --sparsity")
+    overrides = _per_model(args, args.models)
+    grid = {s: (base.updated(sparsity=s), None if args.out is None else
+                args.out / f"sparsity-{s}") for s in args.sparsities}
+    for cfg, out in grid.values():  # the whole grid is validated before the first run
+        plan_compare(args.models, base.data, seeds, cfg, out, overrides, args.overwrite)
     records = []
-    for s in args.sparsities:
-        out = None if args.out is None else args.out / f"sparsity-{s}"
-        res = compare(args.models, base.data, list(range(args.seeds)),
-                      base=base.updated(sparsity=s), out=out, progress=not args.quiet,
-                      overrides=_per_model(args, args.models))
+    for s, (cfg, out) in grid.items():
+        res = compare(args.models, base.data, seeds, base=cfg, out=out,
+                      progress=not args.quiet, overrides=overrides, overwrite=args.overwrite)
         for model, stats in summarize(res).items():
             records.append({**{k: v[0] for k, v in stats.items()},
                             **{f"{k}_std": v[1] for k, v in stats.items()},
@@ -239,6 +254,15 @@ def _print_metrics(row: dict[str, Any]) -> None:
         print(f"{k:<{width}}  {text}")
 
 
+def _one_line(err: BaseException) -> str:
+    """The error as one line: OS errors with their file, others' first line."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        return f"{err.strerror}{where}"
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 _COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "compare": _cmd_compare,
              "sweep": _cmd_sweep, "list": _cmd_list}
 
@@ -248,8 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as e:
-        print(f"hvgp {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError, TypeError) as e:
+        print(f"hvgp {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hvgp {args.command}: interrupted; the last checkpoint is intact "

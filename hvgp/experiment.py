@@ -26,7 +26,8 @@ from hvgp.registry import get_model, make_estimator, model_names
 from hvgp.utils import seed_everything
 
 __all__ = ["RunResult", "run", "compare", "evaluate_run", "format_table", "build_estimator",
-           "summarize", "paired_comparison", "save_comparison", "default_reference"]
+           "summarize", "paired_comparison", "save_comparison", "default_reference", "load_run",
+           "plan_compare", "fitting_architectures", "check_architecture"]
 # and GP_MODELS / WRAPPER_MODELS, read from the registry
 
 
@@ -71,6 +72,49 @@ class RunResult:
         }
 
 
+#: smallest signal length a ``cnn1d`` convolves (kernel 5, two stride-2 stages) and the
+#: smallest image side of the image networks
+MIN_SIGNAL, MIN_IMAGE = 16, 8
+
+#: fields a resume may change: they do not change training
+RESUMABLE_CHANGES: tuple[str, ...] = ("device", "num_samples")
+
+
+def _fits(arch: str, shape: tuple[int, ...]) -> bool:
+    """Whether network ``arch`` is meant for inputs of ``shape`` (not only runnable)."""
+    if arch == "mlp":
+        return True
+    if arch == "cnn1d":
+        return len(shape) in (1, 2) and shape[-1] >= MIN_SIGNAL
+    return len(shape) == 3 and min(shape[1:]) >= MIN_IMAGE
+
+
+def fitting_architectures(input_shape: Sequence[int]) -> list[str]:
+    """The architectures of :mod:`hvgp.nn` meant for inputs of ``input_shape``."""
+    from hvgp.nn import ARCHITECTURES
+
+    return [a for a in ARCHITECTURES if _fits(a, tuple(input_shape))]
+
+
+def check_architecture(arch: str, info: Any) -> None:
+    """Refuse an architecture that does not fit the data set (``cnn1d`` on 2-D points).
+
+    :raises ValueError: naming the data set's input shape and the architectures that fit.
+    """
+    from hvgp.nn import ARCHITECTURES
+
+    key = str(arch).lower().replace("_", "-")
+    if key not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    shape = tuple(info.input_shape)
+    if not _fits(key, shape):
+        need = (f"a 1-D signal of length >= {MIN_SIGNAL}" if key == "cnn1d"
+                else f"(C, H, W) images of side >= {MIN_IMAGE}")
+        raise ValueError(f"architecture {arch!r} does not fit data set {info.name!r} (inputs "
+                         f"of shape {shape}; it needs {need}); architectures that fit: "
+                         f"{', '.join(fitting_architectures(shape))}")
+
+
 def build_estimator(cfg: RunConfig, info: Any, progress: bool = False,
                     checkpoint: str | Path | None = None) -> Estimator:
     """The estimator ``cfg.model`` names, built for data set ``info`` (shapes, classes).
@@ -93,6 +137,7 @@ def build_estimator(cfg: RunConfig, info: Any, progress: bool = False,
     kw.update(sparsity=cfg.sparsity, topology=TopologyRecipe.from_config(cfg),
               optim=OptimRecipe.from_config(cfg))
     kw.update({arg: getattr(cfg, name) for name, arg in spec.reads.items()})
+    check_architecture(cfg.arch, info)
     if info.task == "regression":  # categorical is every estimator's default
         kw["likelihood"] = "normal"
     if checkpoint is not None and spec.checkpoints:
@@ -122,30 +167,66 @@ def _shift_metrics(est: Any, cfg: RunConfig, clean: PredictiveSamples,
 
 
 def run(cfg: RunConfig, out: str | Path | None = None, progress: bool = False,
-        resume: bool = False, shift: bool = True) -> RunResult:
+        resume: bool = False, shift: bool = True, overwrite: bool = False) -> RunResult:
     """Train ``cfg.model`` on ``cfg.data`` and score it on the test split.
 
     :param out: run folder; receives ``config.json``, ``metrics.json``, ``model.pt``,
         ``reliability.png`` and (neural models) the training checkpoint ``checkpoint.pt``.
-    :param resume: continue from ``out/checkpoint.pt`` (written by an interrupted run).
+        It is locked for the run (:mod:`hvgp.runs`: a second run into it is refused); a run
+        that fails leaves nothing new in it, or ``FAILED.json`` once it has written files.
+    :param resume: continue from ``out/checkpoint.pt`` (written by an interrupted run); the
+        settings must be those of ``out/config.json`` (only ``device`` and ``num_samples``
+        may change).
+    :param overwrite: replace a finished (or unfinished) run in ``out``; without it such a
+        folder is refused.
     :param shift: also score on ``<data>-shift`` where that data set exists.
     """
+    if out is None:
+        if resume:
+            raise ValueError("resume=True needs the run folder (out=) to continue from")
+        return _run(cfg, None, progress, False, shift)
+    from hvgp.runs import run_folder
+
+    with run_folder(out, resume=resume, overwrite=overwrite) as folder:
+        if resume:
+            check_resume(folder, cfg)
+        return _run(cfg, folder, progress, resume, shift)
+
+
+def check_resume(folder: str | Path, cfg: RunConfig) -> None:
+    """Refuse to resume the run in ``folder`` with settings other than its ``config.json``.
+
+    :raises ValueError: listing every differing field (saved value vs requested value).
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return  # nothing recorded to compare with (the checkpoint's own checks still apply)
+    saved = RunConfig.from_dict(json.loads(path.read_text()))
+    old, new = saved.to_dict(), cfg.to_dict()
+    differ = [f"{k}: {old[k]!r} (run) vs {new[k]!r} (now)" for k in old
+              if k not in RESUMABLE_CHANGES and old[k] != new[k]]
+    if differ:
+        raise ValueError(f"--resume: {folder} was trained with other settings; differing: "
+                         f"{'; '.join(differ)}. Resume with the run's settings, or start a "
+                         "new run (another --out, or --overwrite)")
+
+
+def _run(cfg: RunConfig, folder: Path | None, progress: bool, resume: bool,
+         shift: bool) -> RunResult:
+    """:func:`run` inside its (locked) folder: nothing is written before the estimator is
+    built, so a bad architecture or an absent CUDA leaves the folder as it was."""
     from hvgp.data import get_loaders
 
     seed_everything(cfg.seed)
     train, val, test, info = get_loaders(cfg.data, batch_size=cfg.batch_size, seed=cfg.seed,
                                          val_fraction=cfg.val_fraction)
     spec = get_model(cfg.model)
-    folder = None if out is None else Path(out)
-    ckpt = None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg.save(folder / "config.json")
-        if spec.checkpoints:
-            ckpt = folder / "checkpoint.pt"
+    ckpt = None if folder is None or not spec.checkpoints else folder / "checkpoint.pt"
     if resume and (ckpt is None or not ckpt.is_file()):
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt} to continue from")
     est = build_estimator(cfg, info, progress=progress, checkpoint=ckpt)
+    if folder is not None:
+        cfg.save(folder / "config.json")
     t0 = time.perf_counter()
     fit_kw: dict[str, Any] = {"resume": ckpt} if resume else {}
     if spec.needs_val:
@@ -167,7 +248,8 @@ def run(cfg: RunConfig, out: str | Path | None = None, progress: bool = False,
 
 
 def _save_run(folder: Path, result: RunResult) -> None:
-    (folder / "metrics.json").write_text(json.dumps(result.row(), indent=2) + "\n")
+    """``model.pt``, ``reliability.png``, then ``metrics.json`` (last: it marks the run
+    finished)."""
     from hvgp.infer import save_checkpoint
 
     save_checkpoint(folder / "model.pt", {"states": [result.estimator.state_dict()],
@@ -180,63 +262,120 @@ def _save_run(folder: Path, result: RunResult) -> None:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+    (folder / "metrics.json").write_text(json.dumps(result.row(), indent=2) + "\n")
 
 
-def evaluate_run(folder: str | Path, data: str | None = None, shift: bool = False,
-                 num_samples: int | None = None) -> dict[str, float]:
-    """Re-score a saved run (``hvgp evaluate``) on its own or another data set's test split.
+def load_run(folder: str | Path, data: str | None = None) -> Estimator:
+    """The estimator of a finished run folder (``hvgp train --out FOLDER``), ready to predict.
 
-    The prediction network is rebuilt from ``config.json`` and ``model.pt`` (loaded with
-    ``weights_only=True``: opening a run never executes code from it).
+    The one way to open a CLI run from Python: the network is rebuilt from ``config.json``
+    for the data set's shapes and ``model.pt`` is loaded with ``weights_only=True`` (opening
+    a run never executes code from it). ``data``: another data set with the same shapes.
+
+    :raises FileNotFoundError: ``folder`` is not a finished run (or the run failed).
     """
-    from hvgp.data import get_loaders
+    from hvgp.data import get_dataset
     from hvgp.infer import load_checkpoint
+    from hvgp.runs import FAILED_NAME
 
     folder = Path(folder)
+    if (folder / FAILED_NAME).is_file():
+        error = json.loads((folder / FAILED_NAME).read_text()).get("error", "")
+        raise FileNotFoundError(f"{folder} holds a run that failed ({error}); nothing to load")
     for name in ("config.json", "model.pt"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a finished run: {name} is missing")
     cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    name = data or cfg.data
-    if shift:
-        name = f"{name}-shift"
-    _, _, test, info = get_loaders(name, batch_size=512, seed=cfg.seed)
+    info = get_dataset(data or cfg.data, "test", seed=cfg.seed).info
     est = build_estimator(cfg, info)
     (state,) = load_checkpoint(folder / "model.pt")["states"]
     est.load_state_dict(state)
+    return est
+
+
+def evaluate_run(folder: str | Path, data: str | None = None, shift: bool = False,
+                 num_samples: int | None = None) -> dict[str, float]:
+    """Re-score a saved run (``hvgp evaluate``) on its own or another data set's test split
+    (the estimator from :func:`load_run`)."""
+    from hvgp.data import get_loaders
+
+    folder = Path(folder)
+    est = load_run(folder, data)
+    cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    name = data or cfg.data
+    if shift:
+        name = f"{name}-shift"
+    _, _, test, _ = get_loaders(name, batch_size=512, seed=cfg.seed)
     ns = num_samples if num_samples is not None else est.run_samples(cfg.num_samples)
     samples, y = est.predict_loader(test, num_samples=ns)
     return score(samples, y)
 
 
+def plan_compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] = (0,),
+                 base: RunConfig | None = None, out: str | Path | None = None,
+                 overrides: dict[str, dict[str, Any]] | None = None, overwrite: bool = False,
+                 ) -> list[tuple[RunConfig, Path | None]]:
+    """Every run of :func:`compare` as ``(config, folder)``, all validated before any trains.
+
+    Why: a typo in the last model name, a sparsity out of range or an architecture that does
+    not fit the data used to surface only after the earlier runs had trained.
+
+    :raises ValueError: unknown or repeated model, bad value, unfitting architecture, or a
+        run folder that holds a finished run (without ``overwrite``).
+    """
+    from hvgp.data import get_dataset
+    from hvgp.runs import check_folder
+
+    base = base or RunConfig()
+    overrides = overrides or {}
+    models = list(models)
+    canonical = [get_model(m).name for m in models]  # every name checked before anything runs
+    for what, values in (("model", canonical), ("seed", [int(s) for s in seeds])):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{what}s given more than once: {', '.join(repeated)}")
+    if not models or not seeds:
+        raise ValueError("compare needs at least one model and one seed")
+    info = get_dataset(data, "test", seed=int(seeds[0])).info
+    plan: list[tuple[RunConfig, Path | None]] = []
+    for model in models:
+        spec = get_model(model)
+        for seed in seeds:
+            changes: dict[str, Any] = {  # base options reach the models that have them
+                "model": model, "data": data, "seed": int(seed),
+                "model_options": {k: v for k, v in base.model_options.items()
+                                  if k in spec.options}}
+            if model == "dense" or spec.kind == "gp":
+                changes["sparsity"] = 0.0  # the rest share the sparsity, as in the paper
+            changes.update(overrides.get(model, {}))
+            cfg = base.updated(**changes)
+            if spec.kind != "gp":
+                check_architecture(cfg.arch, info)
+            sub = None if out is None else Path(out) / f"{model}-s{seed}"
+            if sub is not None:
+                check_folder(sub, overwrite=overwrite)
+            plan.append((cfg, sub))
+    return plan
+
+
 def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] = (0,),
             base: RunConfig | None = None, out: str | Path | None = None,
             progress: bool = False, overrides: dict[str, dict[str, Any]] | None = None,
-            ) -> list[RunResult]:
+            overwrite: bool = False) -> list[RunResult]:
     """Train and score every model on the same data splits and seeds.
 
     ``dense`` and the GPs run at sparsity 0; every other baseline (MC dropout, mixup...) is
     applied to a sparse network of ``base.sparsity``, as in the CigL paper's comparisons.
+    Every run is validated first (:func:`plan_compare`), so a bad name or value fails before
+    anything trains.
 
     :param overrides: per-model config changes, e.g. ``{"mc-dropout": {"sparsity": 0.0}}``.
     :param out: folder for one sub-folder per run, ``results.json``, ``table.md`` and a
         reliability-diagram grid (seed ``seeds[0]``) ``reliability.png``.
+    :param overwrite: replace finished runs in the sub-folders (else they are refused).
     """
-    base = base or RunConfig()
-    overrides = overrides or {}
-    results: list[RunResult] = []
-    for model in models:
-        for seed in seeds:
-            own = get_model(model).options  # base options reach the models that have them
-            changes: dict[str, Any] = {
-                "model": model, "data": data, "seed": int(seed),
-                "model_options": {k: v for k, v in base.model_options.items() if k in own}}
-            if model == "dense" or get_model(model).kind == "gp":
-                changes["sparsity"] = 0.0  # the rest share the sparsity, as in the paper
-            changes.update(overrides.get(model, {}))
-            cfg = base.updated(**changes)
-            sub = None if out is None else Path(out) / f"{model}-s{seed}"
-            results.append(run(cfg, out=sub, progress=progress))
+    plan = plan_compare(models, data, seeds, base, out, overrides, overwrite)
+    results = [run(cfg, out=sub, progress=progress, overwrite=overwrite) for cfg, sub in plan]
     if out is not None:
         save_comparison(Path(out), results, seeds[0])
     return results

@@ -192,6 +192,10 @@ def load_model(
     path = Path(path)
     device = resolve_device(map_location)  # fail before reading anything
     payload = read_weights_only(path)
+    if isinstance(payload, dict) and "states" in payload and "config" in payload:
+        raise ValueError(f"{str(path)!r} is the model.pt of an `hvgp train` run: load the run "
+                         f"with hvgp.load_run({str(path.parent)!r}) (returns the estimator; "
+                         "its .model_ is the prediction network)")
     if not isinstance(payload, dict) or payload.get("format") not in FORMATS:
         raise ValueError(f"{str(path)!r} is not an hvgp model file (expected format "
                          f"{' or '.join(FORMATS)}); training checkpoints resume with fit()")
