@@ -68,7 +68,8 @@ class SWAGMoments(WeightAveraging):
             return
         net = trainer.bnn.net
         supports = parameter_supports(net)
-        old = {n: _compress(m, supports[n]) for n, m in self.mean.items()}
+        old = {n: _compress(m, supports[n]).clone() for n, m in self.mean.items()}  # the
+        # parent updates the mean in place; Welford needs the mean before this snapshot
         super().on_epoch_end(trainer)
         for name, p in net.named_parameters():
             x, new = _compress(p, supports[name]), _compress(self.mean[name], supports[name])
