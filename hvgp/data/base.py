@@ -25,6 +25,7 @@ __all__ = [
     "DatasetInfo",
     "Standardizer",
     "build_splits",
+    "check_training_loader",
     "split_indices",
 ]
 
@@ -311,3 +312,71 @@ def build_splits(
     index = {"train": pool_index[tr], "val": val_index, "test": test_index}
     return {k: ArrayDataset(torch.from_numpy(np.ascontiguousarray(xs[k], dtype=np.float32)),
                             ys[k], info, source_index=index[k]) for k in SPLITS}
+
+
+def _examples(dataset: Any) -> tuple[Tensor, Tensor, bool]:
+    """Inputs and targets of ``dataset`` without running a transform: the whole tensors when
+    it holds them (``TensorDataset``, :class:`ArrayDataset`), else its first example with a
+    batch axis (``whole = False``)."""
+    if isinstance(getattr(dataset, "tensors", None), tuple) and len(dataset.tensors) >= 2:
+        return dataset.tensors[0], dataset.tensors[1], True
+    if isinstance(getattr(dataset, "x", None), Tensor) and isinstance(
+            getattr(dataset, "y", None), Tensor):
+        return dataset.x, dataset.y, True
+    item = dataset[0]
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise ValueError(f"the training data set must yield (x, y) pairs, got "
+                         f"{type(item).__name__}")
+    return (torch.as_tensor(item[0]).unsqueeze(0), torch.as_tensor(item[1]).unsqueeze(0),
+            False)
+
+
+def check_training_loader(loader: Any, net: torch.nn.Module | None = None,
+                          classification: bool = True) -> None:
+    """Refuse training data a network would silently mis-train on, before the first step.
+
+    Why: labels of shape ``(N, 1)`` broadcast against ``(N, C)`` logits into an ``(N, N)``
+    likelihood (training "works" at chance), and shape / length errors otherwise surface as
+    torch's matmul or size-mismatch tracebacks. Nothing is iterated (the loader's shuffling
+    is untouched) and no transform runs; ``net`` is run once in eval mode on one example.
+
+    :raises ValueError: no batches, inputs and labels of different lengths, labels not of
+        shape ``(N,)``, or inputs of a shape ``net`` cannot take.
+    """
+    dataset = loader.dataset
+    n = len(dataset)
+    if n and len(loader) == 0:
+        batch = getattr(loader, "batch_size", None)
+        raise ValueError(f"the training loader yields no batches: batch_size={batch} is larger "
+                         f"than the {n} training points and drop_last=True drops the only, "
+                         "partial batch; use a smaller batch_size or drop_last=False")
+    if n == 0:
+        return
+    x, y, whole = _examples(dataset)
+    if whole and len(x) != len(y):
+        raise ValueError(f"inputs and labels differ in length: {len(x)} inputs, {len(y)} labels")
+    soft = classification and y.is_floating_point() and y.dim() == 2 and y.shape[1] > 1
+    if y.dim() != 1 and not soft:
+        shape = tuple(y.shape) if whole else ("N", *y.shape[1:])
+        what, fix = (("labels", "(N,) class indices (y.squeeze(1); one-hot: y.argmax(1))")
+                     if classification else ("targets", "(N,) targets (y.squeeze(1))"))
+        raise ValueError(f"{what} have shape {shape}; pass {fix}")
+    if net is None:
+        return
+    params = next(net.parameters(), None)
+    probe = x[:1]
+    if params is not None:
+        dtype = params.dtype if probe.is_floating_point() else None
+        probe = probe.to(device=params.device, dtype=dtype)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(probe)
+    except (RuntimeError, ValueError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"the network cannot take inputs of shape {tuple(x.shape[1:])} per "
+                         f"example ({first}); reshape the inputs to what it was built for"
+                         ) from None
+    finally:
+        net.train(was_training)

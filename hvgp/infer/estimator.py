@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hvgp.data.base import check_training_loader
 from hvgp.estimator import Estimator, net_sparsity
 from hvgp.infer.callbacks import (
     Callback,
@@ -218,17 +219,22 @@ class CigL(Estimator):
         epochs: int,
         resume: str | os.PathLike | None = None,
         val_loader: Any = None,
+        progress: bool | None = None,
     ) -> CigL:
         """Train for ``epochs`` epochs (or continue a checkpoint with ``resume=path``).
 
         :param train_loader: yields ``(x, y)`` batches; ``len(train_loader.dataset)`` is N.
         :param val_loader: if given, ``evaluate`` on it after every epoch (in ``history_``).
+        :param progress: show a progress bar (overrides the constructor's ``progress``).
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        if progress is not None:
+            self.progress = bool(progress)
         n = len(train_loader.dataset)
         if n == 0:
             raise ValueError("the training data set is empty: nothing to fit")
+        check_training_loader(train_loader, self.net, self.bnn.likelihood.is_classification)
         steps_per_epoch = len(train_loader)
         total = epochs * steps_per_epoch
         if self.prior is None:  # the weight-decay prior depends on N
@@ -380,6 +386,18 @@ class RigL(CigL):
         kw.setdefault("drop_rate", 0.0)
         kw.setdefault("averaging", False)
         super().__init__(net, sparsity, **kw)
+
+    def predict(self, x: torch.Tensor, num_samples: int | None = None, *args: Any,
+                **kw: Any) -> PredictiveSamples:
+        """As :meth:`CigL.predict`; warns when ``num_samples`` draws would all be identical."""
+        if num_samples is not None and num_samples > 1 and not any(
+                self.bnn.drop_rates.values()):
+            warnings.warn(
+                f"{type(self).__name__} has no random mask (drop_rate=0): the {num_samples} "
+                "samples are identical copies of the deterministic prediction. For Monte "
+                "Carlo samples train CigL (drop_rate > 0; predict(x, num_samples=S) draws the "
+                "random mask), mc-dropout or an ensemble", UserWarning, stacklevel=2)
+        return super().predict(x, num_samples, *args, **kw)
 
 
 register_model("set", fixed={"updater": "set"}, help="SET: random regrowth")(RigL)

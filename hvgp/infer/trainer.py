@@ -134,6 +134,9 @@ class Trainer:
         """One SVI step; returns the loss (negative ELBO / N) as a float."""
         device = self.device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        weights = next(self.bnn.net.parameters())
+        if x.is_floating_point() and x.dtype != weights.dtype:  # float64 features: cast
+            x = x.to(weights.dtype)
         if x.is_floating_point() and not torch.isfinite(x).all():
             raise ValueError(f"input batch at step {self.step} contains NaN/inf (non-finite) "
                              "values; clean the data set before training")
