@@ -61,6 +61,7 @@ class RunConfig:
     model_options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        self._check_types()
         from hvgp.registry import get_model
 
         try:
@@ -68,6 +69,9 @@ class RunConfig:
         except ValueError as e:
             raise ValueError(str(e).replace("valid names", "choose one of")) from None
         object.__setattr__(self, "model", spec.name)  # aliases resolve to one name
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"config field 'model_options' must be a table (dict), got "
+                             f"{self.model_options!r}")
         object.__setattr__(self, "model_options", dict(self.model_options))
         unknown = sorted(set(self.model_options) - set(spec.options))
         if unknown:
@@ -88,6 +92,30 @@ class RunConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.lr <= 0 or self.width <= 0:
             raise ValueError("lr and width must be positive")
+        if not 0.0 <= self.weight_decay < float("inf"):
+            raise ValueError(f"weight_decay must be >= 0 and finite (0: no decay), got "
+                             f"{self.weight_decay}")
+
+    def _check_types(self) -> None:
+        """Refuse a value of the wrong type (``epochs = "two"``) naming field and type;
+        integers are accepted (and stored as floats) where a float is expected."""
+        for f in fields(self):
+            kind, value = str(f.type), getattr(self, f.name)
+            if kind == "int":
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                want = "an integer (int)"
+            elif kind == "float":
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                want = "a number (float)"
+                if ok:
+                    object.__setattr__(self, f.name, float(value))
+            elif kind == "str":
+                ok, want = isinstance(value, str), "a string (str)"
+            else:
+                continue
+            if not ok:
+                raise ValueError(f"config field {f.name!r} must be {want}, got {value!r} "
+                                 f"({type(value).__name__})")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain fields (``model_options`` as a plain dict)."""

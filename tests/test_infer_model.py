@@ -165,7 +165,7 @@ def test_bad_configuration_is_rejected() -> None:
     with pytest.raises(ValueError, match="likelihood"):
         SparseBNN(net, likelihood="poisson")
     with pytest.raises(ValueError, match="weight_decay"):
-        prior_scale_from_weight_decay(0.0, 10)
+        prior_scale_from_weight_decay(-1.0, 10)  # 0 is no decay (#16)
     with pytest.raises(TypeError, match="masked layers"):
         SparseBNN(torch.nn.Linear(2, 2))
 

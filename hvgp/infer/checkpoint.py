@@ -8,9 +8,11 @@ them without unpickling arbitrary objects.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -46,16 +48,42 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:
+            raise _write_error(path, err) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _write_error(path: Path, err: BaseException) -> BaseException:
+    """A failed write as an ``OSError`` that says what happened and that nothing was lost.
+
+    Why: torch reports a full disk as ``[enforce fail at inline_container.cc:…] unexpected
+    pos …``; with free space known to be gone that is ``ENOSPC``.
+    """
+    kept = "the previous checkpoint is intact" if path.exists() else "no file was written"
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    full = isinstance(err, OSError) and err.errno == errno.ENOSPC
+    if isinstance(err, RuntimeError):
+        if not any(s in text for s in ("unexpected pos", "PytorchStreamWriter", "write")):
+            return err
+        try:
+            full = shutil.disk_usage(path.parent)[2] < 1 << 20
+        except OSError:
+            full = False
+    if full:
+        return OSError(errno.ENOSPC, f"no space left on device while writing {path}; {kept}")
+    if isinstance(err, OSError):
+        return OSError(err.errno, f"could not write {path}: {err.strerror or text}; {kept}")
+    return OSError(errno.EIO, f"could not write {path} ({text}); {kept}")
 
 
 def read_weights_only(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -86,11 +114,13 @@ def read_weights_only(path: str | os.PathLike, map_location: Any = "cpu") -> Any
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         msg = str(err)
-        if "Unsupported global" in msg:
-            what = next((ln.strip() for ln in msg.splitlines() if "Unsupported global" in ln), "")
+        if "unsupported global" in msg.lower():  # torch words it two ways
+            what = next((ln.strip() for ln in msg.splitlines()
+                         if "unsupported global" in ln.lower()), "")
+            what = what.split(" was not")[0].split(" whose module")[0]
             raise UnsafeCheckpointError(
                 f"refusing to load {str(path)!r}: it is not a weights-only file and loading it "
-                f"would run code from it ({what.split(' was not')[0]}). Nothing was executed."
+                f"would run code from it ({what}). Nothing was executed."
             ) from None
         raise CorruptCheckpointError(
             f"{str(path)!r} is not a valid torch checkpoint (corrupt, truncated or another "

@@ -21,11 +21,14 @@ def prior_scale_from_weight_decay(weight_decay: float, data_size: int) -> float:
     ELBO loss / N = (N/B) sum_batch NLL / N + ||w||^2 / (2 s^2 N) + const
                   = mean NLL + (1 / (2 s^2 N)) ||w||^2 + const,
     whose gradient is that of mean NLL plus ``lambda w`` when ``lambda = 1 / (s^2 N)``.
+    ``weight_decay = 0`` (no decay) is the limit ``s = inf``: a flat prior.
     """
-    if not (weight_decay > 0 and math.isfinite(weight_decay)):
-        raise ValueError(f"weight_decay must be positive and finite, got {weight_decay!r}")
+    if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+        raise ValueError(f"weight_decay must be >= 0 and finite, got {weight_decay!r}")
     if int(data_size) < 1:
         raise ValueError(f"data_size must be a positive integer, got {data_size!r}")
+    if weight_decay == 0:
+        return math.inf
     return 1.0 / math.sqrt(weight_decay * int(data_size))
 
 
@@ -43,13 +46,14 @@ class GaussianPrior(Prior):
     """``Normal(0, scale)`` on every weight.
 
     :param scale: prior std; :meth:`from_weight_decay` picks the one that matches SGD
-        weight decay.
+        weight decay. ``inf`` (weight decay 0) is the flat prior: its log density is taken
+        as 0, so it adds nothing to the ELBO and pulls no weight towards 0.
     """
 
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = float(scale)
-        if not (self.scale > 0 and math.isfinite(self.scale)):
-            raise ValueError(f"prior_scale must be positive and finite, got {scale!r}")
+        if not self.scale > 0:  # NaN fails too
+            raise ValueError(f"prior_scale must be positive (inf: flat), got {scale!r}")
 
     @classmethod
     def from_weight_decay(cls, weight_decay: float, num_data: int) -> GaussianPrior:
@@ -58,6 +62,8 @@ class GaussianPrior(Prior):
 
     def distribution(self, name: str, shape: torch.Size, zero: torch.Tensor
                      ) -> dist.Distribution:
+        if math.isinf(self.scale):  # flat: a unit Normal whose log density is masked out
+            return dist.Normal(zero, zero + 1.0).expand(shape).mask(False)
         return dist.Normal(zero, zero + self.scale).expand(shape)
 
     def __repr__(self) -> str:
