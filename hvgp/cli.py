@@ -96,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train one model, save checkpoint, metrics and plots",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("train", help="train one model, save checkpoint, metrics and plots")
     _add_run_options(p)
     p.add_argument("--out", type=Path, required=True, help="run folder (created)")
     p.add_argument("--resume", action="store_true",

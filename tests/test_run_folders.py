@@ -196,3 +196,11 @@ def test_a_cli_run_loads_from_python(finished: Path) -> None:
     with pytest.raises(ValueError, match="load_run"):
         hvgp.load_model(finished / "model.pt")
 
+
+
+def test_train_help_prints_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in out
+    assert out.count("(default: cigl)") == 1 and "--overwrite" in out
