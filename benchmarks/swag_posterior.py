@@ -71,6 +71,14 @@ def _predict(est: Any, loader: Any, **kw: Any) -> tuple[PredictiveSamples, torch
     return est.predict_loader(loader, **kw)
 
 
+def relative_std(post: Any) -> float:
+    """RMS posterior std of the active masked weights over their RMS mean: how far the SWAG
+    samples can move from the averaged network (the diagonal part)."""
+    var = torch.cat([post.var[n] for n, s in post.support.items() if s is not None])
+    mean = torch.cat([post.mean[n][s] for n, s in post.support.items() if s is not None])
+    return float(var.mean().sqrt() / mean.pow(2).mean().sqrt())
+
+
 def one_run(setting: dict[str, Any], seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Train one SWAG-CigL and score every prediction variant on the test split."""
     cfg = RunConfig(model="cigl", data=setting["data"], arch=setting["arch"],
@@ -100,6 +108,7 @@ def one_run(setting: dict[str, Any], seed: int, args: argparse.Namespace) -> dic
         variants[f"swag no-BN S={s}"] = ({"num_samples": s, "bn_batches": 0}, full)
     out: dict[str, Any] = {"setting": setting["name"], "seed": seed, "train_s": train_s,
                            "snapshots": full.count, "posterior_numel": full.numel(),
+                           "relative_std": relative_std(full),
                            "nonzero": est.nonzero(), "variants": {}}
     for name, (kw, post) in variants.items():
         bn_batches = kw.pop("bn_batches", args.bn_batches)
@@ -153,7 +162,8 @@ def report(result: dict[str, Any]) -> str:
         lines += [f"## {setting}", "",
                   f"{runs[0]['snapshots']} snapshots; posterior stores "
                   f"{runs[0]['posterior_numel']} numbers of the masked weights (nnz "
-                  f"{runs[0]['posterior_numel']['nnz']}); train "
+                  f"{runs[0]['posterior_numel']['nnz']}); RMS posterior std / RMS weight "
+                  f"{C.fmt([r['relative_std'] for r in runs])}; train "
                   f"{C.fmt([r['train_s'] for r in runs], 1)} s",
                   ""]
         cols = [k for k in KEEP + ("ood_auroc", "predict_s") if k in
