@@ -32,7 +32,7 @@ def _run_one(cfg: RunConfig, out: Path) -> Any:
     from hvgp.experiment import run
 
     torch.set_num_threads(1)
-    result = run(cfg, out=out)
+    result = run(cfg, out=out, overwrite=True)  # a re-run of the demo replaces its own runs
     result.estimator = None
     return result
 
