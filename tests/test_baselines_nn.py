@@ -31,6 +31,7 @@ from hvgp.baselines.nn import (
     make_estimator,
     stack_samples,
 )
+from hvgp.baselines.nn.ensemble import EqualNonzeroEnsemble
 from hvgp.data import get_loaders
 from hvgp.infer import CigL, RigL, prior_scale_from_weight_decay
 from hvgp.metrics import nll
@@ -64,7 +65,7 @@ def _kw(name: str) -> dict:
     kw: dict = {"device": "cpu", "seed": 0, "lr": 0.1}
     if name in ("cigl", "rigl", "set", "static"):
         kw.update(sparsity=0.5, delta_t=5)
-    if name == "ensemble":
+    if name in ("ensemble", "ensemble-equal"):
         kw["num_members"] = 3
     return kw
 
@@ -267,11 +268,12 @@ def test_registry_maps_names_to_estimators_and_lists_names_on_error() -> None:
         "cigl": CigL, "rigl": RigL, "set": RigL, "static": RigL, "dense": Dense,
         "mc-dropout": MCDropout, "wdp": WDP, "label-smoothing": LabelSmoothing,
         "mixup": Mixup, "temperature": TemperatureScaled, "ensemble": DeepEnsemble,
+        "ensemble-equal": EqualNonzeroEnsemble,
     }
     assert set(ESTIMATORS) == set(expected)
     for name, cls in expected.items():
         est = make_estimator(name, net, device="cpu", **({"num_members": 2}
-                                                        if name == "ensemble" else {}))
+                                                        if "ensemble" in name else {}))
         assert type(est) is cls, name
     assert make_estimator("SET", net(), sparsity=0.5).config["updater"] == "set"
     assert make_estimator("static", net(), sparsity=0.5).config["updater"] == "static"

@@ -5,6 +5,11 @@ Each member is an ordinary package estimator (by default :class:`hvgp.infer.RigL
 initialisation, shuffling order and random masks differ); ``predict`` stacks the members'
 predictives along the sample axis, so a deterministic member contributes one sample and the
 ensemble's S is M.
+
+Two budgets: ``ensemble`` gives every member the run's sparsity s, so it holds M times the
+non-zero weights of one network; ``ensemble-equal`` (:class:`EqualNonzeroEnsemble`) gives each
+member sparsity ``1 - (1 - s) / M``, so the M members together hold as many active (masked-in)
+weights as one network at s (Lakshminarayanan et al.'s ensembles at CigL's parameter budget).
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from hvgp.predict import PredictiveSamples
 from hvgp.registry import make_estimator, register_model
 from hvgp.utils import seed_everything
 
-__all__ = ["DeepEnsemble"]
+__all__ = ["DeepEnsemble", "EqualNonzeroEnsemble", "member_sparsity"]
 
 
 @register_model("ensemble", kind="wrapper", aliases=("deep-ensemble",),
-                options=("num_members", "member"), help="M seeds, predictions pooled")
+                options=("num_members", "member"),
+                help="M seeds, predictions pooled (M x the non-zero weights of one network)")
 class DeepEnsemble(Estimator):
     """M independently trained members whose predictions form the samples of one predictive.
 
@@ -105,3 +111,49 @@ class DeepEnsemble(Estimator):
 
     def __repr__(self) -> str:
         return f"DeepEnsemble({self.num_members} x {self.members[0]!r})"
+
+
+def member_sparsity(sparsity: float, num_members: int) -> float:
+    """Per-member sparsity ``1 - (1 - s) / M`` at which M members hold one network's weights.
+
+    >>> round(member_sparsity(0.9, 5), 6)
+    0.98
+    """
+    from hvgp.sparsity import check_sparsity
+
+    if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
+        raise ValueError(f"num_members must be a positive int, got {num_members!r}")
+    return 1.0 - (1.0 - check_sparsity(sparsity)) / num_members
+
+
+@register_model("ensemble-equal", kind="wrapper", aliases=("deep-ensemble-equal",),
+                options=("num_members", "member"),
+                help="M seeds at sparsity 1-(1-s)/M: one network's non-zero weights in all")
+class EqualNonzeroEnsemble(DeepEnsemble):
+    """A :class:`DeepEnsemble` whose M members share one network's budget of active weights.
+
+    Each member is trained at ``member_sparsity(sparsity, M)``. :meth:`sparsity` reports the
+    single-network equivalent ``s`` (one minus the members' active weights over one network's
+    maskable weights), so a comparison table lists it beside the model it matches. Biases and
+    other unmasked parameters are per member (they are outside the mask budget).
+    """
+
+    def __init__(self, factory: Callable[[], nn.Module], num_members: int = 5, *,
+                 member: str | Callable[..., Estimator] = "rigl", sparsity: float = 0.0,
+                 **kw: Any) -> None:
+        self.member_sparsity = member_sparsity(sparsity, num_members)
+        super().__init__(factory, num_members, member=member, sparsity=self.member_sparsity,
+                         **kw)
+
+    def sparsity(self) -> float:
+        """``1 - (active weights of all members) / (maskable weights of one member)``."""
+        from hvgp.nn.layers import masked_layers
+
+        layers = [list(masked_layers(n).values()) for n in self.prediction_nets()]
+        total = sum(layer.weight_mask.numel() for layer in layers[0]) if layers else 0
+        active = sum(int(layer.weight_mask.sum()) for group in layers for layer in group)
+        return 1.0 - active / total if total else 0.0
+
+    def __repr__(self) -> str:
+        return (f"EqualNonzeroEnsemble({self.num_members} x {self.members[0]!r}, "
+                f"member_sparsity={self.member_sparsity:.4f})")
