@@ -338,3 +338,36 @@ def test_sampling_baselines_also_serve_regression(name) -> None:
     assert samples.loc.std(0).mean() > 0  # the samples differ
     constant_rmse = float((y - train.dataset.y.mean()).pow(2).mean().sqrt())
     assert est.evaluate(test)["rmse"] < 0.8 * constant_rmse
+
+
+def test_temperature_on_cigl_fits_t_on_validation_and_keeps_or_lowers_its_nll(moons) -> None:
+    from hvgp.metrics import TemperatureScaling
+    from hvgp.metrics.score import score
+
+    train, val, _, info = moons
+    est = make_estimator("temperature", _factory(info), base="cigl", sparsity=0.5,
+                         drop_rate=0.05, delta_t=5, device="cpu", seed=0, lr=0.1)
+    est.fit(train, 3, val_loader=val)
+    assert isinstance(est.estimator, CigL) and set(est.estimator.bnn.drop_rates.values()) == {0.05}
+    samples, y = est.estimator.predict_loader(val)  # the predictive T is fitted on
+    assert est.temperature == pytest.approx(TemperatureScaling().fit(samples, y).temperature,
+                                            rel=1e-3)
+    assert score(est.scaler.transform(samples), y)["nll"] <= score(samples, y)["nll"] + 1e-6
+    assert est.sparsity() == pytest.approx(0.5, abs=0.01)
+
+
+def test_cli_temperature_with_base_cigl_forwards_cigl_fields_and_reloads(tmp_path) -> None:
+    from hvgp.cli import main
+    from hvgp.experiment import load_run
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "temperature", "--base", "cigl", "--drop-rate", "0.05",
+                 "--sparsity", "0.5", "--data", "moons", "--arch", "mlp", "--width", "0.25",
+                 "--epochs", "1", "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    est = load_run(out)
+    assert isinstance(est, TemperatureScaled) and isinstance(est.estimator, CigL)
+    assert set(est.estimator.bnn.drop_rates.values()) == {0.05}
+    assert est.temperature is not None and est.temperature > 0
+    rigl = make_estimator("temperature", lambda: build_model("mlp", (2,), 2, width=0.1),
+                          base="rigl", drop_rate=0.05)
+    assert set(rigl.estimator.bnn.drop_rates.values()) == {0.0}  # RigL reads no drop rate

@@ -19,7 +19,7 @@ from hvgp.metrics import TemperatureScaling
 from hvgp.predict import PredictiveSamples
 from hvgp.registry import get_model, make_estimator, register_model
 
-__all__ = ["TemperatureScaled", "temperature_scaled"]
+__all__ = ["BASE_READS", "TemperatureScaled", "temperature_scaled"]
 
 
 class TemperatureScaled(Estimator):
@@ -85,11 +85,25 @@ class TemperatureScaled(Estimator):
         return f"TemperatureScaled({self.estimator!r}, temperature={t})"
 
 
+#: RunConfig fields a base estimator may read (field -> keyword; CigL's and W-DP's), so
+#: ``hvgp train --model temperature --base cigl --drop-rate 0.05`` reaches CigL
+BASE_READS: dict[str, str] = {"drop_rate": "drop_rate", "averaging_start": "average_start"}
+
+
 @register_model("temperature", kind="wrapper", aliases=("ts",), options=("base",),
-                needs_val=True, help="post-hoc temperature fitted on validation data")
+                reads=BASE_READS, needs_val=True,
+                help="post-hoc temperature fitted on validation data (base= any model)")
 def temperature_scaled(net_or_factory: Any, base: str = "rigl", sparsity: float = 0.0,
                        **kw: Any) -> TemperatureScaled:
-    """Any other estimator (``base``, RigL by default: dense at sparsity 0) plus one T."""
-    if get_model(base).name == "temperature":
+    """Any other estimator (``base``: RigL by default, dense at sparsity 0; or ``cigl``,
+    ``mc-dropout``, ``ensemble``...) plus one T.
+
+    The :data:`BASE_READS` keywords a run forwards reach only a base whose registration
+    reads them (CigL's ``drop_rate``; RigL has none), as when that base runs on its own.
+    """
+    spec = get_model(base)
+    if spec.name == "temperature":
         raise ValueError("base='temperature' would temper twice; pick another base estimator")
+    unread = set(BASE_READS.values()) - set(spec.reads.values())
+    kw = {k: v for k, v in kw.items() if k not in unread}
     return TemperatureScaled(make_estimator(base, net_or_factory, sparsity=sparsity, **kw))
