@@ -6,6 +6,7 @@ on it are computed from the same numbers.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from matplotlib.figure import Figure
 from hvgp.metrics import ece, reliability_bins
 from hvgp.plots._common import new_figure, save
 
-__all__ = ["reliability_diagram", "confidence_hist", "reliability_grid"]
+__all__ = ["reliability_diagram", "confidence_hist", "grid_shape", "reliability_grid"]
 
 
 def reliability_diagram(
@@ -86,10 +87,30 @@ def confidence_hist(
     return ax
 
 
+def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """``(rows, cols)`` for ``n`` panels: ``ceil(n / max_cols)`` rows, columns balanced.
+
+    Why balanced: nine panels as 3 x 3 rather than 4 + 4 + 1 (one row of nine was 4320 px
+    wide and unreadable when scaled down).
+
+    >>> grid_shape(9), grid_shape(4), grid_shape(5)
+    ((3, 3), (1, 4), (2, 3))
+    """
+    for name, value in (("n", n), ("max_cols", max_cols)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    rows = math.ceil(n / max_cols)
+    return rows, math.ceil(n / rows)
+
+
 def reliability_grid(
-    results: dict[str, tuple[Any, Any]], path: str | Path | None = None, n_bins: int = 10
+    results: dict[str, tuple[Any, Any]], path: str | Path | None = None, n_bins: int = 10,
+    max_cols: int = 4,
 ) -> Figure:
-    """Several methods side by side: confidence histograms above reliability diagrams.
+    """Several methods in a grid: each a confidence histogram above its reliability diagram.
+
+    Panels fill rows of at most ``max_cols`` (:func:`grid_shape`), in the order of
+    ``results``; ``fig.axes`` lists every histogram, then every diagram, in that order.
 
     :param results: ``{method name: (probs or PredictiveSamples, labels)}``.
     :param path: if given, the figure is also written there (.png, .svg or .pdf).
@@ -99,13 +120,17 @@ def reliability_grid(
     for name, pair in results.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ValueError(f"results[{name!r}] must be a (probs_or_samples, labels) pair")
-    fig = new_figure(3.2 * len(results), 4.6)
-    axes = fig.subplots(2, len(results), height_ratios=[1, 3], sharex=True, squeeze=False)
-    for j, (name, (probs, labels)) in enumerate(results.items()):
-        reliability_diagram(probs, labels, ax=axes[1, j], n_bins=n_bins, title=str(name),
-                            hist_ax=axes[0, j])
-        if j:
-            axes[1, j].set_ylabel("")
-            axes[0, j].set_ylabel("")
+    rows, cols = grid_shape(len(results), max_cols)
+    fig = new_figure(3.2 * cols, 4.6 * rows)
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[1, 3] * rows)
+    places = [divmod(j, cols) for j in range(len(results))]
+    hists = [fig.add_subplot(grid[2 * r, c]) for r, c in places]
+    diagrams = [fig.add_subplot(grid[2 * r + 1, c], sharex=h) for (r, c), h in zip(places, hists)]
+    for (name, (probs, labels)), (_, c), h, ax in zip(results.items(), places, hists, diagrams):
+        reliability_diagram(probs, labels, ax=ax, n_bins=n_bins, title=str(name), hist_ax=h)
+        h.tick_params(labelbottom=False)
+        if c:
+            ax.set_ylabel("")
+            h.set_ylabel("")
     save(fig, path)
     return fig
