@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from hvgp.baselines.gp.dkl import DKLClassifier
 from hvgp.baselines.nn import (
     ESTIMATORS,
     WDP,
@@ -268,7 +269,7 @@ def test_registry_maps_names_to_estimators_and_lists_names_on_error() -> None:
         "cigl": CigL, "rigl": RigL, "set": RigL, "static": RigL, "dense": Dense,
         "mc-dropout": MCDropout, "wdp": WDP, "label-smoothing": LabelSmoothing,
         "mixup": Mixup, "temperature": TemperatureScaled, "ensemble": DeepEnsemble,
-        "ensemble-equal": EqualNonzeroEnsemble,
+        "ensemble-equal": EqualNonzeroEnsemble, "dkl": DKLClassifier,
     }
     assert set(ESTIMATORS) == set(expected)
     for name, cls in expected.items():

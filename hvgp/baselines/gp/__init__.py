@@ -11,6 +11,8 @@
 - :class:`DSPPRegressor`, :class:`DSPPClassifier` — deep sigma-point process.
 - :class:`NNGPKernel`, :class:`NNGPRegressor`, :class:`NNGPClassifier` — the GP limit of a
   randomly masked ReLU MLP (what a CigL network approximates).
+- :class:`DKLClassifier` — deep kernel learning: SVGP on a network's last hidden features,
+  trained jointly by the ELBO (registered as the network model ``dkl``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "NNGPKernel": "hvgp.baselines.gp.nngp",
     "effective_weight_var": "hvgp.baselines.gp.nngp",
     "GPEstimator": "hvgp.baselines.gp._common",
+    "DKLClassifier": "hvgp.baselines.gp.dkl",
 }
 
 __all__ = sorted(_EXPORTS)
