@@ -48,7 +48,7 @@ def test_the_readout_becomes_the_gp_and_the_registry_builds_it() -> None:
     assert split_readout(net) == (32, 3)
     assert not any(isinstance(m, nn.Linear) and m.out_features == 3 for m in net.modules())
     spec = get_model("dkl")
-    assert spec.kind == "network" and spec.options == {"num_inducing": 64, "gp_lr_scale": 0.01}
+    assert spec.kind == "network" and spec.options == {"num_inducing": 64, "gp_lr": 0.01}
     est = make_estimator("dkl", lambda: build_model("cnn1d", (40,), 10, width=0.25))
     assert isinstance(est, DKLClassifier) and (est.num_features, est.num_classes) == (32, 10)
 

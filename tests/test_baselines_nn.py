@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from hvgp.baselines.gp.dkl import DKLClassifier
 from hvgp.baselines.nn import (
     ESTIMATORS,
     WDP,
@@ -262,6 +261,8 @@ def test_mixup_loader_mixes_pairs_of_inputs_and_their_one_hot_labels() -> None:
 
 
 def test_registry_maps_names_to_estimators_and_lists_names_on_error() -> None:
+    from hvgp.baselines.gp.dkl import DKLClassifier  # here: importing it registers it first
+
     def net():
         return build_model("mlp", (3,), 2, width=0.1)
 

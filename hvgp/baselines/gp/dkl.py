@@ -5,8 +5,9 @@ hidden features feed a multi-class SVGP (:class:`hvgp.baselines.gp.svgp.SVGPMode
 GP per class with a per-class ARD RBF kernel, softmax likelihood as in
 :class:`~hvgp.baselines.gp.svgp.SVGPClassifier`). Network, kernel, inducing points and
 variational distribution are trained jointly by the variational ELBO, as in GPyTorch's DKL
-example: the run's optimizer (SGD with Nesterov momentum and a cosine schedule by default) with
-weight decay on the network only and ``gp_lr_scale`` times the learning rate on the kernel.
+example, except that the GP layer has its own Adam (``gp_lr``): under the run's SGD at lr 0.1
+the variational parameters barely moved in a few epochs (MNIST-1D: 37 % after 4 epochs), while
+the network keeps the run's optimizer (SGD, Nesterov, cosine; weight decay on it only).
 
 ``sparsity > 0`` gives the feature extractor a static ERK mask (the run's allocation, no
 topology updates): a sparse deep kernel at the same non-zero count as the sparse networks.
@@ -48,7 +49,7 @@ def split_readout(net: nn.Module) -> tuple[int, int]:
     return last.in_features, last.out_features
 
 
-@register_model("dkl", kind="network", options=("num_inducing", "gp_lr_scale"),
+@register_model("dkl", kind="network", options=("num_inducing", "gp_lr"),
                 help="deep kernel learning: SVGP on the network's last hidden features")
 class DKLClassifier(Estimator):
     """SVGP classification on learnt features (deep kernel learning), one estimator surface.
@@ -57,7 +58,8 @@ class DKLClassifier(Estimator):
         (:func:`split_readout`) and its outputs set the number of classes.
     :param sparsity: static ERK sparsity of the feature extractor (0: dense).
     :param num_inducing: inducing points in feature space (k-means of the initial features).
-    :param gp_lr_scale: kernel hyper-parameters learn at this times the learning rate.
+    :param gp_lr: Adam learning rate of the GP layer (kernel, inducing points, variational
+        distribution); the network keeps the run's optimizer.
     :param num_likelihood_samples: Monte-Carlo samples of ``f`` in the ELBO's expectation.
     :param num_samples: latent draws of a prediction when none are asked for.
     :param topology, optim: the run's recipes (:mod:`hvgp.infer.recipes`); ``lr`` and
@@ -71,7 +73,7 @@ class DKLClassifier(Estimator):
         sparsity: float = 0.0,
         *,
         num_inducing: int = 64,
-        gp_lr_scale: float = 0.01,
+        gp_lr: float = 0.01,
         num_likelihood_samples: int = 8,
         num_samples: int = 64,
         topology: Any = None,
@@ -94,11 +96,11 @@ class DKLClassifier(Estimator):
                             ("num_likelihood_samples", num_likelihood_samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not gp_lr_scale > 0:
-            raise ValueError(f"gp_lr_scale must be positive, got {gp_lr_scale!r}")
+        if not gp_lr > 0:
+            raise ValueError(f"gp_lr must be positive, got {gp_lr!r}")
         self.device = resolve_device(device)
         self.seed, self.progress = int(seed), progress
-        self.num_inducing, self.gp_lr_scale = num_inducing, float(gp_lr_scale)
+        self.num_inducing, self.gp_lr = num_inducing, float(gp_lr)
         self.num_likelihood_samples, self.num_samples = num_likelihood_samples, num_samples
         optim = optim or OptimRecipe()
         changes = {k: v for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
@@ -177,16 +179,11 @@ class DKLClassifier(Estimator):
         gp, lik = self.gp, self.likelihood
         num_data = len(train_loader.dataset) if hasattr(train_loader, "dataset") else None
         elbo = gpytorch.mlls.VariationalELBO(lik, gp, num_data=num_data or 1)
-        groups = [
-            {"params": list(self.net.parameters()), "weight_decay": self.optim.weight_decay},
-            {"params": list(gp.hyperparameters()), "lr": self.optim.lr * self.gp_lr_scale,
-             "weight_decay": 0.0},
-            {"params": list(gp.variational_parameters()), "weight_decay": 0.0},
-            {"params": list(lik.parameters()), "weight_decay": 0.0},
-        ]
-        opt = self.optim.build_optimizer([g for g in groups if g["params"]])
+        net_opt = self.optim.build_optimizer(
+            [{"params": list(self.net.parameters()), "weight_decay": self.optim.weight_decay}])
+        gp_opt = torch.optim.Adam(list(gp.parameters()) + list(lik.parameters()), lr=self.gp_lr)
         steps = epochs * max(len(train_loader), 1) if hasattr(train_loader, "__len__") else None
-        scheduler = self.optim.build_scheduler(opt, steps) if steps else None
+        scheduler = self.optim.build_scheduler(net_opt, steps) if steps else None
         self.history_ = []
         for epoch in tqdm(range(epochs), desc="DKL", disable=not self.progress, leave=False):
             self.net.train()
@@ -194,7 +191,8 @@ class DKLClassifier(Estimator):
             lik.train()
             total, count = 0.0, 0
             for step, (x, y) in enumerate(self._batches(train_loader)):
-                opt.zero_grad(set_to_none=True)
+                net_opt.zero_grad(set_to_none=True)
+                gp_opt.zero_grad(set_to_none=True)
                 with gpytorch.settings.num_likelihood_samples(self.num_likelihood_samples):
                     loss = -elbo(gp(self._features(x)), y)
                 if not torch.isfinite(loss):
@@ -203,7 +201,8 @@ class DKLClassifier(Estimator):
                 loss.backward()
                 if self.topology is not None:
                     self.topology.mask_grads_()
-                opt.step()
+                net_opt.step()
+                gp_opt.step()
                 if self.topology is not None:
                     self.topology.apply_()
                 if scheduler is not None:
