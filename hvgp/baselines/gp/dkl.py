@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+import hvgp.infer.estimator  # noqa: F401  (CigL, RigL... register first: model lists start there)
 from hvgp.baselines.gp._common import class_labels, kmeans_inducing_points, make_kernel
 from hvgp.baselines.gp.svgp import SVGPModel, probs_from_latents, softmax_likelihood
 from hvgp.estimator import Estimator
