@@ -38,7 +38,7 @@ def test_lists_derive_from_the_registry() -> None:
 
     assert set(MODELS) == set(ESTIMATORS) | set(GP_MODELS)
     assert set(GP_MODELS) >= {"svgp", "nngp", "deepgp"}
-    assert set(WRAPPER_MODELS) == {"ensemble", "temperature"}
+    assert set(WRAPPER_MODELS) == {"ensemble", "ensemble-equal", "temperature"}
     assert MODELS == model_names()
     assert get_model("MC_Dropout").name == "mc-dropout"
     assert get_model("mixup").options == {"mixup_alpha": 0.2}
