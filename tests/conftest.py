@@ -23,3 +23,11 @@ def _seed() -> None:
     from hvgp.utils import seed_everything
 
     seed_everything(0)
+
+
+@pytest.fixture(scope="module")
+def private_hvgp_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A module's generated data go to their own cache folder (never the user's)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HVGP_CACHE", str(tmp_path_factory.mktemp("hvgp-cache")))
+        yield

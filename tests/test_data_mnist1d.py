@@ -11,13 +11,7 @@ import torch
 from hvgp.data import get_dataset, load_splits, shifted_args
 from hvgp.data.mnist1d import default_args, generate_mnist1d
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Each run generates into its own cache folder (never the user's)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HVGP_CACHE", str(tmp_path_factory.mktemp("hvgp-cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("private_hvgp_cache")  # never the user's cache
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from hvgp.data.mnist1d import (
 SMALL = {"val_size": 300, "test_size": 700}  # small pools: the same code path, seconds
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Each run generates into its own cache folder (never the user's)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HVGP_CACHE", str(tmp_path_factory.mktemp("hvgp-cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("private_hvgp_cache")  # never the user's cache
 
 
 @pytest.fixture(scope="module")
