@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -100,17 +100,18 @@ def _train_all(cfgs: Sequence[RunConfig], out: Path, workers: int) -> list[Any]:
     """Train every config (in ``workers`` processes), printing one line per finished run."""
     subs = [out / f"{c.model}-s{c.seed}" for c in cfgs]
     if workers == 1:
-        results = []
-        for c, sub in zip(cfgs, subs):
-            results.append(_run_one(c, sub))
-            _report(results[-1], len(results), len(cfgs))
-        return results
+        return _collect((_run_one(c, sub) for c, sub in zip(cfgs, subs)), len(cfgs))
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(_run_one, c, sub) for c, sub in zip(cfgs, subs)]
-        results = []
-        for i, f in enumerate(futures, 1):
-            results.append(f.result())
-            _report(results[-1], i, len(cfgs))
+        return _collect((f.result() for f in futures), len(cfgs))
+
+
+def _collect(finished: Iterable[Any], n: int) -> list[Any]:
+    """The results in run order, reporting each as it arrives."""
+    results: list[Any] = []
+    for r in finished:
+        results.append(r)
+        _report(r, len(results), n)
     return results
 
 

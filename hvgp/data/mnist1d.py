@@ -26,8 +26,10 @@ the shifted generator arguments, so shifted test sample *i* corrupts clean test 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -79,17 +81,24 @@ def shifted_args(shift: float, base: dict[str, Any] | None = None) -> dict[str, 
     return args
 
 
+@contextlib.contextmanager
+def _preserved_rngs() -> Iterator[None]:
+    """Restore NumPy's and Python's global RNG states afterwards (the generator reseeds them)."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
 def _make(args: dict[str, Any]) -> dict[str, np.ndarray]:
     """Run ``mnist1d.data.make_dataset`` without disturbing the global RNGs it reseeds."""
     from mnist1d.data import make_dataset
     from mnist1d.utils import ObjectView
 
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
+    with _preserved_rngs():
         data = make_dataset(ObjectView(dict(args)))
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
     return {"x": data["x"].astype(np.float32), "y": data["y"].astype(np.int64),
             "x_test": data["x_test"].astype(np.float32),
             "y_test": data["y_test"].astype(np.int64)}
@@ -109,8 +118,7 @@ def _raw_signals(args: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
     view = ObjectView(dict(args))
     templates = get_templates()
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
+    with _preserved_rngs():
         random.seed(view.seed)
         np.random.seed(view.seed)
         xs, ys = [], []
@@ -124,9 +132,6 @@ def _raw_signals(args: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         xs_arr, ys_arr = np.stack(xs)[order], np.stack(ys)[order]
         if view.shuffle_seq:
             xs_arr = xs_arr[..., np.random.permutation(view.final_seq_length)]
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
     return xs_arr, ys_arr.astype(np.int64)
 
 
@@ -134,14 +139,13 @@ def generate_pool(size: int, seed: int, args: dict[str, Any] | None = None,
                   cache: bool = True) -> dict[str, np.ndarray]:
     """``size`` extra signals ``x, y`` from generator ``args`` with generator seed ``seed``.
 
-    Standardised with the global mean and std of the standard 5000-signal set of the same
-    ``args`` (so they follow the training distribution exactly). ``size`` is rounded up to
+    Standardised with the global mean and std of the training set that the same
+    ``args`` generate (so they follow its distribution exactly). ``size`` is rounded up to
     a multiple of 10 (balanced classes) and the first ``size`` rows are returned. Cached
     like :func:`generate_mnist1d`.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"pool size must be a positive integer, got {size!r}")
-    defaults = default_args()
     base = _checked_args(args)
     if seed == base["seed"]:
         raise ValueError(f"an extra pool needs a generator seed other than the standard "
@@ -151,13 +155,26 @@ def generate_pool(size: int, seed: int, args: dict[str, Any] | None = None,
     path = cache_dir() / "mnist1d" / f"mnist1d-pool-{cache_key(key)}.npz"
     arrays = load_arrays(path, ("x", "y")) if cache else None
     if arrays is None:
-        ref, _ = _raw_signals({**base, "num_samples": defaults["num_samples"]})
+        mean, std = _reference_stats(base)
         x, y = _raw_signals({**base, "num_samples": n, "seed": int(seed)})
-        x = (x - ref.mean()) / ref.std()
+        x = (x - mean) / std
         arrays = {"x": x.astype(np.float32), "y": y}
         if cache:
             save_arrays(path, arrays)
     return {"x": arrays["x"][:size], "y": arrays["y"][:size]}
+
+
+_REFERENCE_STATS: dict[str, tuple[float, float]] = {}
+
+
+def _reference_stats(args: dict[str, Any]) -> tuple[float, float]:
+    """Global mean and std of the raw signals of the set ``args`` generates (the training
+    set's standardisation), computed once per process for every pool that needs them."""
+    key = cache_key(args)
+    if key not in _REFERENCE_STATS:
+        ref, _ = _raw_signals(args)
+        _REFERENCE_STATS[key] = (float(ref.mean()), float(ref.std()))
+    return _REFERENCE_STATS[key]
 
 
 def _checked_args(args: dict[str, Any] | None) -> dict[str, Any]:
