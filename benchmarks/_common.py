@@ -281,9 +281,9 @@ def paired_sparsity_table(runs: Sequence[dict[str, Any]], sparsities: Sequence[f
         for metric, lower in (("ece", True), ("ece_debiased", True), ("nll", True),
                               ("accuracy", False)):
             if all(metric in r for r in ra + rb):
+                scale = 100 if metric == "accuracy" else 1  # accuracy in points
                 diffs[metric] = paired_difference(
-                    [r[metric] * (100 if metric == "accuracy" else 1) for r in ra],
-                    [r[metric] * (100 if metric == "accuracy" else 1) for r in rb],
+                    [r[metric] * scale for r in ra], [r[metric] * scale for r in rb],
                     seeds=seeds, lower_is_better=lower, metric=metric, names=(a, b))
 
         def ece_cell(rs: list[dict[str, Any]]) -> str:
