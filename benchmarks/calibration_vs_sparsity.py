@@ -58,7 +58,25 @@ def settings(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 seeds=args.width_seeds))
         else:
             raise ValueError(f"unknown setting {name!r}; valid: cnn1d, mlp, digits, width")
+    for st in out:  # legacy runs keep the names they were stored under
+        st["name"] += "".join(f" {t}" for t in (_recipe_tag(args), args.label) if t)
     return out
+
+
+def _recipe_tag(args: argparse.Namespace) -> str:
+    """The recipe's part of setting names ('' for the legacy recipe)."""
+    return "" if args.recipe == "legacy" else args.recipe
+
+
+def setting_runs(results: C.ResultFile, args: argparse.Namespace,
+                 st: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of setting ``st``; a labelled setting (e.g. a tuned CigL) without RigL runs of
+    its own is paired with the RigL runs of the unlabelled setting (RigL has no p or T*)."""
+    runs = C.select(results.runs, setting=st["name"], epochs=st["epochs"])
+    if args.label and not C.select(runs, method="RigL"):
+        plain = st["name"].removesuffix(f" {args.label}")
+        runs += C.select(results.runs, setting=plain, epochs=st["epochs"], method="RigL")
+    return runs
 
 
 def sweep(args: argparse.Namespace, results: C.ResultFile) -> None:
@@ -66,12 +84,13 @@ def sweep(args: argparse.Namespace, results: C.ResultFile) -> None:
     from hvgp.metrics import bootstrap_ece_diff
 
     base = RunConfig(device=args.device, lr=args.lr, weight_decay=args.weight_decay,
-                     averaging_start=args.averaging_start, val_fraction=args.val_fraction)
+                     averaging_start=args.averaging_start, val_fraction=args.val_fraction,
+                     recipe=args.recipe)
     ci = results.extra.setdefault("ece_diff_ci", [])
     for st in settings(args):
         seeds = st.get("seeds") or args.seeds
         plan = [(s, seed, m) for s in st["sparsities"] for seed in seeds
-                for m in ("RigL", "CigL")]
+                for m in args.methods]
         if args.dense and not st.get("seeds"):
             plan += [(0.0, seed, "dense") for seed in seeds]
         rigl_probs: dict[tuple[float, int], Any] = {}
@@ -111,7 +130,7 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
 
     parts, summary, paired = [], {}, {}
     for st in settings(args):
-        runs = C.select(results.runs, setting=st["name"], epochs=st["epochs"])
+        runs = setting_runs(results, args, st)
         table, nums = C.reduction_table(runs, st["sparsities"])
         if not nums:
             continue
@@ -136,8 +155,9 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
     if "width" in args.settings:
         parts.append(width_table(args, results))
     results.save(summary=summary, paired=paired)
+    names = [st["name"] for st in settings(args) if "cnn1d" in st["name"] or "mlp" in st["name"]]
     main_runs = [r for r in results.runs if r["method"] in ("RigL", "CigL")
-                 and r["setting"] in (f"{args.data}/cnn1d w{args.width:g}", f"{args.data}/mlp")]
+                 and r["setting"] in names]
     records = [{"method": f"{r['method']} ({'MLP' if r['arch'] == 'mlp' else 'CNN'})",
                 "sparsity": r["sparsity_target"], "ece": r["ece"]} for r in main_runs]
     records += [{"method": f"calibrated floor ({'MLP' if r['arch'] == 'mlp' else 'CNN'})",
@@ -198,6 +218,13 @@ def main() -> None:
     ap.add_argument("--widths", type=float, nargs="+", default=[0.5, 2.0])
     ap.add_argument("--width-sparsities", type=float, nargs="+", default=[0.8, 0.9])
     ap.add_argument("--width-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--recipe", default="legacy", choices=("paper", "legacy"),
+                    help="training recipe (hvgp.infer.recipes.RECIPES); names of non-legacy "
+                         "settings carry it, e.g. 'mnist1d-large/mlp paper'")
+    ap.add_argument("--label", default="", help="suffix of the setting names (e.g. 'tuned')")
+    ap.add_argument("--methods", nargs="+", default=["RigL", "CigL"],
+                    help="methods per (sparsity, seed): RigL and/or CigL (RigL does not depend "
+                         "on p or T*, so a tuned CigL needs only CigL runs)")
     ap.add_argument("--drop-rate", type=float, default=0.01, help="CigL's random-mask rate p")
     ap.add_argument("--averaging-start", type=float, default=0.8)
     ap.add_argument("--lr", type=float, default=0.1)

@@ -40,7 +40,9 @@ _HELP = {
     "lr": "learning rate",
     "weight_decay": "weight decay (= Gaussian prior precision / N)",
     "optimizer": "sgd (Nesterov momentum 0.9) or adam",
-    "lr_schedule": "cosine, multistep or constant",
+    "lr_schedule": "recipe (the recipe's), multistep (StepLR), cosine or constant",
+    "recipe": "training recipe: paper (the released code's: StepLR x0.5, no decay on 1-D "
+              "parameters, U*Z/(1-p) averaged) or legacy (hvgp 0.x: cosine to zero)",
     "delta_t": "RigL update interval in steps",
     "t_end": "fraction of training after which the mask stops changing",
     "drop_fraction": "initial RigL drop fraction (rewired share of active weights)",

@@ -37,6 +37,8 @@ class RunConfig:
     """Everything that defines one training run (model, data, budget, seed, device)."""
 
     model: str = "cigl"
+    #: named training recipe (:data:`hvgp.infer.recipes.RECIPES`): "paper" or "legacy"
+    recipe: str = "paper"
     data: str = "mnist1d"
     arch: str = "cnn1d"
     width: float = 1.0
@@ -48,7 +50,8 @@ class RunConfig:
     lr: float = 0.1
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
-    lr_schedule: str = "cosine"
+    #: "recipe" (the recipe's), "multistep", "cosine" or "constant"
+    lr_schedule: str = "recipe"
     delta_t: int = 100
     t_end: float = 0.75
     drop_fraction: float = 0.3
@@ -69,6 +72,14 @@ class RunConfig:
         except ValueError as e:
             raise ValueError(str(e).replace("valid names", "choose one of")) from None
         object.__setattr__(self, "model", spec.name)  # aliases resolve to one name
+        from hvgp.infer.recipes import RECIPES, SCHEDULES
+
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose one of "
+                             f"{', '.join(RECIPES)}")
+        if self.lr_schedule not in ("recipe", *SCHEDULES):
+            raise ValueError(f"lr_schedule must be one of recipe, {', '.join(SCHEDULES)}; got "
+                             f"{self.lr_schedule!r}")
         if not isinstance(self.model_options, dict):
             raise ValueError(f"config field 'model_options' must be a table (dict), got "
                              f"{self.model_options!r}")
@@ -151,6 +162,14 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
         return cls(**values)
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> RunConfig:
+        """Build from a run's saved ``config.json``: a file from before named recipes
+        (no ``recipe`` key) was trained with the ``"legacy"`` recipe, so it reads as that."""
+        values = dict(values)
+        values.setdefault("recipe", "legacy")
+        return cls.from_dict(values)
 
     def updated(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied (``None`` values are ignored)."""

@@ -201,7 +201,7 @@ def check_resume(folder: str | Path, cfg: RunConfig) -> None:
     path = Path(folder) / "config.json"
     if not path.is_file():
         return  # nothing recorded to compare with (the checkpoint's own checks still apply)
-    saved = RunConfig.from_dict(json.loads(path.read_text()))
+    saved = RunConfig.from_saved(json.loads(path.read_text()))
     old, new = saved.to_dict(), cfg.to_dict()
     differ = [f"{k}: {old[k]!r} (run) vs {new[k]!r} (now)" for k in old
               if k not in RESUMABLE_CHANGES and old[k] != new[k]]
@@ -285,7 +285,7 @@ def load_run(folder: str | Path, data: str | None = None) -> Estimator:
     for name in ("config.json", "model.pt"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a finished run: {name} is missing")
-    cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    cfg = RunConfig.from_saved(json.loads((folder / "config.json").read_text()))
     info = get_dataset(data or cfg.data, "test", seed=cfg.seed).info
     est = build_estimator(cfg, info)
     (state,) = load_checkpoint(folder / "model.pt")["states"]
@@ -301,7 +301,7 @@ def evaluate_run(folder: str | Path, data: str | None = None, shift: bool = Fals
 
     folder = Path(folder)
     est = load_run(folder, data)
-    cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    cfg = RunConfig.from_saved(json.loads((folder / "config.json").read_text()))
     name = data or cfg.data
     if shift:
         name = f"{name}-shift"

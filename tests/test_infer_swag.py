@@ -8,7 +8,7 @@ import torch
 from _train_script import tiny_data
 from torch.utils.data import DataLoader
 
-from hvgp.infer import Callback, CigL
+from hvgp.infer import Callback, CigL, mask_site
 from hvgp.infer.swag import SWAGMoments, parameter_supports
 from hvgp.nn import build_model, masked_layers
 from hvgp.registry import get_model
@@ -37,9 +37,13 @@ class _Snapshots(Callback):
         self.start, self.taken = start_epoch, []
 
     def on_epoch_end(self, trainer) -> None:
-        if trainer.epoch > self.start:
-            self.taken.append({n: p.detach().clone()
-                               for n, p in trainer.bnn.net.named_parameters()})
+        if trainer.epoch > self.start:  # the paper recipe's snapshot: U * Z / (1 - p)
+            snap = {n: p.detach().clone() for n, p in trainer.bnn.net.named_parameters()}
+            for name, layer in trainer.bnn.layers.items():
+                z, p = trainer.last_masks[mask_site(name)], trainer.bnn.drop_rates[name]
+                snap[f"{name}.weight"] = torch.where(layer.weight_mask, snap[f"{name}.weight"]
+                                                     * z / (1 - p), 0.0)
+            self.taken.append(snap)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from hvgp.infer.checkpoint import get_rng_state, save_checkpoint
+from hvgp.infer.guide import weight_site
+from hvgp.infer.model import mask_site
 from hvgp.sparsity import TopologyUpdater
 
 __all__ = [
@@ -85,26 +87,44 @@ class WeightAveraging(Callback):
     weights over the training loader (deterministic forward, no random mask).
 
     :param start_epoch: number of completed epochs after which snapshots are folded in.
+    :param masked: fold in the parameters as the last step of the epoch used them,
+        ``U * Z / (1 - p)`` on the active weights (the released code's snapshot), instead of
+        ``U``: same expectation over Z, a different noise on the mean.
     """
 
-    def __init__(self, start_epoch: int) -> None:
+    def __init__(self, start_epoch: int, masked: bool = False) -> None:
         if start_epoch < 0:
             raise ValueError(f"start_epoch must be >= 0, got {start_epoch}")
         self.start_epoch = int(start_epoch)
+        self.masked = bool(masked)
         self.count = 0
         self.mean: dict[str, torch.Tensor] = {}
         self.averaged: nn.Module | None = None
+
+    @torch.no_grad()
+    def snapshot(self, trainer: Any) -> dict[str, torch.Tensor]:
+        """The parameters folded in this epoch (``U``, or ``U * Z / (1 - p)`` if masked)."""
+        snap = {name: p.detach() for name, p in trainer.bnn.net.named_parameters()}
+        if not self.masked:
+            return snap
+        for name, layer in trainer.bnn.layers.items():
+            z = trainer.last_masks.get(mask_site(name))
+            if z is not None:
+                keep = 1.0 - trainer.bnn.drop_rates[name]
+                factor = torch.where(layer.weight_mask, z / keep, torch.ones_like(z))
+                snap[weight_site(name)] = layer.weight.detach() * factor
+        return snap
 
     @torch.no_grad()
     def on_epoch_end(self, trainer: Any) -> None:
         if trainer.epoch <= self.start_epoch:
             return
         self.count += 1
-        for name, p in trainer.bnn.net.named_parameters():
+        for name, p in self.snapshot(trainer).items():
             if name not in self.mean:
-                self.mean[name] = p.detach().clone()
+                self.mean[name] = p.clone()
             else:
-                self.mean[name] += (p.detach() - self.mean[name]) / self.count
+                self.mean[name] += (p - self.mean[name]) / self.count
 
     @torch.no_grad()
     def on_fit_end(self, trainer: Any) -> None:
@@ -124,10 +144,12 @@ class WeightAveraging(Callback):
         return avg.eval()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"start_epoch": self.start_epoch, "count": self.count, "mean": dict(self.mean)}
+        return {"start_epoch": self.start_epoch, "count": self.count, "mean": dict(self.mean),
+                "masked": self.masked}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.start_epoch, self.count = int(state["start_epoch"]), int(state["count"])
+        self.masked = bool(state.get("masked", False))
         self.mean = {k: v.clone() for k, v in state["mean"].items()}
 
 

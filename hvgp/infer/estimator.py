@@ -39,7 +39,17 @@ from hvgp.infer.model import SparseBNN
 from hvgp.infer.objective import NegativeELBO
 from hvgp.infer.predictive import predictive_samples, sampled_predictive
 from hvgp.infer.prior import GaussianPrior, Prior
-from hvgp.infer.recipes import AveragingRecipe, OptimRecipe, TopologyRecipe, apply_options, plain
+from hvgp.infer.recipes import (
+    DEFAULT_RECIPE,
+    AveragingRecipe,
+    OptimRecipe,
+    Recipe,
+    TopologyRecipe,
+    apply_options,
+    decay_groups,
+    get_recipe,
+    plain,
+)
 from hvgp.infer.swag import (
     SWAGMoments,
     SWAGPosterior,
@@ -60,7 +70,8 @@ __all__ = ["POSTERIORS", "CigL", "RigL"]
 POSTERIORS: tuple[str, ...] = ("point", "swag")
 
 
-@register_model("cigl", reads={"drop_rate": "drop_rate", "averaging_start": "average_start"},
+@register_model("cigl", reads={"drop_rate": "drop_rate", "averaging_start": "average_start",
+                              "recipe": "recipe"},
                 options=("posterior", "swag_rank", "swag_bn_batches"),
                 help="CigL: RigL + random mask Z + weight averaging")
 class CigL(Estimator):
@@ -73,7 +84,8 @@ class CigL(Estimator):
     running mean; the averaged sparse model (BatchNorm re-estimated) is what ``predict``
     uses. ``drop_rate=0, averaging=False`` is RigL; ``sparsity=0`` is a dense network.
 
-    The recipe is three objects (:mod:`hvgp.infer.recipes`): ``topology``
+    The recipe is three objects (:mod:`hvgp.infer.recipes`), taken from the named
+    ``recipe`` (default :data:`~hvgp.infer.recipes.DEFAULT_RECIPE`) unless given: ``topology``
     (:class:`TopologyRecipe`: allocation, updater, ΔT, t_end, ``drop_fraction``), ``optim``
     (:class:`OptimRecipe`: optimizer or optimizer factory, weight decay, schedule or
     scheduler callable) and ``averaging`` (:class:`AveragingRecipe`, or ``False``). Their
@@ -84,6 +96,9 @@ class CigL(Estimator):
         are converted in place).
     :param sparsity: global fraction of zero weights, in [0, 1).
     :param drop_rate: random-mask rate p (float, or dict layer name -> p).
+    :param recipe: ``"paper"`` (the released code's training) or ``"legacy"`` (hvgp 0.x's),
+        see :data:`~hvgp.infer.recipes.RECIPES`; the recipe objects and flat keywords given
+        override its parts.
     :param likelihood: ``"categorical"``, ``"normal"`` (``noise`` fixes its std) or a
         :class:`~hvgp.infer.likelihood.Likelihood`.
     :param prior: weight prior; default ``GaussianPrior.from_weight_decay(weight_decay, N)``
@@ -114,6 +129,7 @@ class CigL(Estimator):
         topology: TopologyRecipe | None = None,
         optim: OptimRecipe | None = None,
         averaging: bool | AveragingRecipe = True,
+        recipe: str | Recipe | None = None,
         prior: Prior | None = None,
         guide: Callable[[nn.Module], Any] | None = None,
         device: str | torch.device = "auto",
@@ -137,10 +153,12 @@ class CigL(Estimator):
             raise ValueError("swag_rank must be 0 (diagonal) or >= 2 (low rank + diagonal)")
         self.swag_rank, self.swag_bn_batches = swag_rank, swag_bn_batches
         self.sparsity_target = check_sparsity(sparsity)
+        base = get_recipe(DEFAULT_RECIPE if recipe is None else recipe)
+        self.recipe = base.name
         recipes = apply_options(
-            {"topology": topology or TopologyRecipe(), "optim": optim or OptimRecipe(),
+            {"topology": topology or base.topology, "optim": optim or base.optim,
              "averaging": averaging if isinstance(averaging, AveragingRecipe)
-             else AveragingRecipe()},
+             else base.averaging},
             recipe_options, type(self).__name__)
         self.topology_recipe: TopologyRecipe = recipes["topology"]
         self.optim_recipe: OptimRecipe = recipes["optim"]
@@ -173,20 +191,23 @@ class CigL(Estimator):
     def config(self) -> dict[str, Any]:
         """The recipe as one flat plain dict (saved with checkpoints)."""
         avg = self.averaging_recipe
-        return {**plain(self.topology_recipe), **plain(self.optim_recipe),
+        return {"recipe": self.recipe, **plain(self.topology_recipe), **plain(self.optim_recipe),
                 "averaging": avg is not None,
-                "average_start": (avg or AveragingRecipe()).start}
+                "average_start": (avg or AveragingRecipe()).start,
+                "average_masked": (avg or AveragingRecipe()).masked}
 
     # ---- training ------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         """The optimizer: masked weights without decay (the prior decays them), the other
-        point estimates with the recipe's weight decay, likelihood parameters without."""
+        point estimates of 2+ dimensions with the recipe's weight decay, 1-D ones (biases,
+        BatchNorm) without unless ``decay_1d`` (:func:`decay_groups`), likelihood
+        parameters without."""
         masked = {id(layer.weight) for layer in self.bnn.layers.values()}
         noise = {id(p) for p in self.bnn.likelihood.parameters()}
+        rest = [p for p in self.bnn.parameters() if id(p) not in masked | noise]
         groups = [
             {"params": [p for p in self.bnn.parameters() if id(p) in masked], "weight_decay": 0.0},
-            {"params": [p for p in self.bnn.parameters() if id(p) not in masked | noise],
-             "weight_decay": self.optim_recipe.weight_decay},
+            *decay_groups(rest, self.optim_recipe.weight_decay, self.optim_recipe.decay_1d),
             {"params": [p for p in self.bnn.parameters() if id(p) in noise], "weight_decay": 0.0},
         ]
         return self.optim_recipe.build_optimizer([g for g in groups if g["params"]])
@@ -201,8 +222,10 @@ class CigL(Estimator):
             upd = self.topology_recipe.make_updater(self.topology, total, self.seed)
             freeze = None if start_epoch is None else start_epoch * steps_per_epoch
             callbacks.append(TopologyUpdate(upd, freeze_step=freeze))
-        averager = (None if start_epoch is None else SWAGMoments(start_epoch, self.swag_rank)
-                    if self.posterior == "swag" else WeightAveraging(start_epoch))
+        masked = avg is not None and avg.masked
+        averager = (None if start_epoch is None
+                    else SWAGMoments(start_epoch, self.swag_rank, masked)
+                    if self.posterior == "swag" else WeightAveraging(start_epoch, masked))
         if averager is not None:
             callbacks.append(averager)
         callbacks.append(logger)

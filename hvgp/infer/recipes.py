@@ -6,12 +6,17 @@ callbacks). Strings name the paper's choices; a callable is used as given, so
 ``OptimRecipe(optimizer=partial(torch.optim.AdamW, lr=1e-3), schedule=my_scheduler)``
 works without a new string. :class:`hvgp.infer.CigL` accepts the recipes, or their fields
 as flat keywords for the one-minute API (``CigL(net, lr=0.05)``).
+
+A *named* recipe (:data:`RECIPES`, ``CigL(net, recipe="paper")``, ``hvgp train --recipe``)
+bundles the three: ``"paper"`` is the released CigL code's training (StepLR x0.5 at the
+WRN-22-2 milestones, no decay on 1-D parameters, snapshots ``U * Z / (1 - p)`` averaged);
+``"legacy"`` is hvgp 0.x's (cosine to zero, every parameter decayed, ``U`` averaged).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -19,7 +24,18 @@ import torch
 
 from hvgp.sparsity import SparseTopology, TopologyUpdater, make_updater
 
-__all__ = ["AveragingRecipe", "OptimRecipe", "TopologyRecipe", "apply_options"]
+__all__ = [
+    "DEFAULT_RECIPE",
+    "PAPER_MILESTONES",
+    "RECIPES",
+    "AveragingRecipe",
+    "OptimRecipe",
+    "Recipe",
+    "TopologyRecipe",
+    "apply_options",
+    "decay_groups",
+    "get_recipe",
+]
 
 #: ``optimizer(param_groups) -> Optimizer``
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
@@ -27,17 +43,48 @@ OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 ScheduleFactory = Callable[[torch.optim.Optimizer, int], Any]
 R = TypeVar("R", bound="_FromConfig")
 
+#: the released code's StepLR for WRN-22-2 (x0.5 every 30k steps of 250 epochs x 391 steps),
+#: as fractions of training: 0.307, 0.614, 0.921
+PAPER_MILESTONES: tuple[float, ...] = tuple(k * 30_000 / (250 * 391) for k in (1, 2, 3))
+#: the recipe ``CigL(net)``, ``RunConfig()`` and the CLI use when none is named
+DEFAULT_RECIPE = "paper"
+
+
+def decay_groups(params: Iterable[torch.nn.Parameter], weight_decay: float,
+                 decay_1d: bool = False) -> list[dict[str, Any]]:
+    """Optimizer groups: ``weight_decay`` on tensors of 2+ dimensions, none on 1-D ones
+    (biases, BatchNorm/LayerNorm scales and shifts), as the released CigL/RigL code does;
+    ``decay_1d=True`` decays every parameter (hvgp's behaviour before the paper recipe).
+
+    Why: decay on normalisation scales shrinks the logit scale, i.e. changes calibration.
+    Empty groups are left out; parameters keep their order within a group.
+    """
+    params = list(params)
+    decayed = [p for p in params if decay_1d or p.dim() > 1]
+    exempt = [p for p in params if not (decay_1d or p.dim() > 1)]
+    groups = [{"params": decayed, "weight_decay": float(weight_decay)},
+              {"params": exempt, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
 
 class _FromConfig:
-    """``from_config(RunConfig)``: each recipe names the config fields it reads."""
+    """``from_config(RunConfig)``: the named recipe's part, with the config fields it reads."""
 
     #: recipe field -> :class:`hvgp.config.RunConfig` field
     config_fields: ClassVar[dict[str, str]] = {}
+    #: attribute of :class:`Recipe` holding this kind of recipe
+    part: ClassVar[str] = ""
 
     @classmethod
     def from_config(cls: type[R], cfg: Any) -> R:
-        """The recipe's settings of a :class:`hvgp.config.RunConfig`."""
-        return cls(**{mine: getattr(cfg, theirs) for mine, theirs in cls.config_fields.items()})
+        """The recipe ``cfg.recipe`` names, with the settings of a :class:`RunConfig`."""
+        base = getattr(get_recipe(getattr(cfg, "recipe", DEFAULT_RECIPE)), cls.part)
+        return replace(base, **cls._config_values(cfg))
+
+    @classmethod
+    def _config_values(cls, cfg: Any) -> dict[str, Any]:
+        """Recipe field -> value read from ``cfg``."""
+        return {mine: getattr(cfg, theirs) for mine, theirs in cls.config_fields.items()}
 
 
 @dataclass(frozen=True)
@@ -75,6 +122,7 @@ class TopologyRecipe(_FromConfig):
     config_fields: ClassVar[dict[str, str]] = {
         "method": "sparse_init", "delta_t": "delta_t", "t_end": "t_end",
         "drop_fraction": "drop_fraction"}
+    part: ClassVar[str] = "topology"
 
 
 @dataclass(frozen=True)
@@ -84,9 +132,13 @@ class OptimRecipe(_FromConfig):
     :param optimizer: ``"sgd"`` (Nesterov ``momentum``), ``"adam"``, or a factory called with
         the parameter groups (each group carries its own ``weight_decay``).
     :param weight_decay: lambda; masked weights get it through the Gaussian prior
-        (std ``1/sqrt(lambda N)``), biases and BatchNorm parameters in the optimizer.
-    :param schedule: ``"cosine"``, ``"multistep"`` (``milestones`` fractions, ``gamma``),
-        ``"constant"``, or ``f(optimizer, total_steps) -> scheduler``.
+        (std ``1/sqrt(lambda N)``), other parameters of 2+ dimensions in the optimizer.
+    :param schedule: ``"multistep"`` (piecewise constant: x ``gamma`` at each of the
+        ``milestones``, fractions of training: the released code's StepLR), ``"cosine"``
+        (to zero), ``"constant"``, or ``f(optimizer, total_steps) -> scheduler``.
+    :param decay_1d: also decay 1-D parameters (biases, BatchNorm scales and shifts); the
+        released code never does (:func:`decay_groups`).
+    :param warmup: fraction of training with a linear learning-rate warm-up (0: none).
     """
 
     optimizer: str | OptimizerFactory = "sgd"
@@ -94,21 +146,29 @@ class OptimRecipe(_FromConfig):
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    schedule: str | ScheduleFactory = "cosine"
-    milestones: Sequence[float] = (0.5, 0.75)
-    gamma: float = 0.1
+    schedule: str | ScheduleFactory = "multistep"
+    milestones: Sequence[float] = PAPER_MILESTONES
+    gamma: float = 0.5
+    decay_1d: bool = False
+    warmup: float = 0.0
 
     def __post_init__(self) -> None:
         if not callable(self.optimizer) and self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd', 'adam' or a factory, got "
                              f"{self.optimizer!r}")
-        if not callable(self.schedule) and self.schedule not in ("cosine", "multistep",
-                                                                 "constant"):
-            raise ValueError(f"schedule must be cosine/multistep/constant or a callable, got "
-                             f"{self.schedule!r}")
+        if not callable(self.schedule) and self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} or a callable, "
+                             f"got {self.schedule!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        if any(not 0.0 < m < 1.0 for m in self.milestones):
+            raise ValueError(f"milestones are fractions of training in (0, 1), got "
+                             f"{self.milestones}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup is a fraction of training in [0, 1), got {self.warmup!r}")
 
     def build_optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         """The optimizer over ``groups`` (named, or the factory's)."""
@@ -123,16 +183,40 @@ class OptimRecipe(_FromConfig):
         """The scheduler stepped every optimizer step (None: constant learning rate)."""
         if callable(self.schedule):
             return self.schedule(opt, total_steps)
-        if self.schedule == "cosine":
+        if self.schedule == "cosine" and self.warmup == 0:  # hvgp 0.x's, bit for bit
             return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+        if self.schedule == "constant" and self.warmup == 0:
+            return None
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: self.lr_factor(step, total_steps))
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """Learning rate at optimizer step ``step`` (0-based) over ``lr``: warm-up x shape.
+
+        ``multistep``: ``gamma ** #{m : step >= int(m * total_steps)}`` (StepLR's formula);
+        ``cosine``: ``(1 + cos(pi step / total)) / 2``; warm-up: ``min(1, (step + 1) / W)``
+        with ``W = int(warmup * total_steps)``.
+        """
         if self.schedule == "multistep":
-            steps = sorted(int(m * total_steps) for m in self.milestones)
-            return torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma=self.gamma)
-        return None
+            shape = self.gamma ** sum(step >= int(m * total_steps) for m in self.milestones)
+        elif self.schedule == "cosine":
+            shape = 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        else:
+            shape = 1.0
+        warm = int(self.warmup * total_steps)
+        return shape * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)
 
     config_fields: ClassVar[dict[str, str]] = {
-        "optimizer": "optimizer", "lr": "lr", "weight_decay": "weight_decay",
-        "schedule": "lr_schedule"}
+        "optimizer": "optimizer", "lr": "lr", "weight_decay": "weight_decay"}
+    part: ClassVar[str] = "optim"
+
+    @classmethod
+    def _config_values(cls, cfg: Any) -> dict[str, Any]:
+        """As the base, plus ``lr_schedule`` unless it is ``"recipe"`` (the recipe's)."""
+        values = super()._config_values(cfg)
+        if getattr(cfg, "lr_schedule", "recipe") != "recipe":
+            values["schedule"] = cfg.lr_schedule
+        return values
 
 
 @dataclass(frozen=True)
@@ -142,9 +226,12 @@ class AveragingRecipe(_FromConfig):
     statistics re-estimated at the end).
 
     :param start: fraction of the epochs after which snapshots are averaged, in [0, 1).
+    :param masked: average the parameters as the epoch's last step used them,
+        ``U * Z / (1 - p)`` (the released code), rather than ``U``.
     """
 
     start: float = 0.8
+    masked: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.start < 1.0:
@@ -155,6 +242,46 @@ class AveragingRecipe(_FromConfig):
         return int(self.start * epochs)
 
     config_fields: ClassVar[dict[str, str]] = {"start": "averaging_start"}
+    part: ClassVar[str] = "averaging"
+
+
+#: ``OptimRecipe(schedule=...)`` names
+SCHEDULES: tuple[str, ...] = ("multistep", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training recipe: topology, optimisation and averaging together."""
+
+    name: str
+    description: str
+    topology: TopologyRecipe
+    optim: OptimRecipe
+    averaging: AveragingRecipe
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("paper", "the released CigL code: StepLR x0.5 at 31/61/92 % of training, no decay "
+           "on 1-D parameters, snapshots U*Z/(1-p) averaged",
+           TopologyRecipe(), OptimRecipe(schedule="multistep", milestones=PAPER_MILESTONES,
+                                         gamma=0.5, decay_1d=False),
+           AveragingRecipe(masked=True)),
+    Recipe("legacy", "hvgp 0.x: cosine to zero, every parameter decayed, U averaged",
+           TopologyRecipe(), OptimRecipe(schedule="cosine", decay_1d=True),
+           AveragingRecipe(masked=False)),
+)}
+
+
+def get_recipe(name: str | Recipe) -> Recipe:
+    """The named recipe (a :class:`Recipe` is returned as given).
+
+    :raises ValueError: an unknown name (the message lists the known ones).
+    """
+    if isinstance(name, Recipe):
+        return name
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
 
 
 #: flat keyword of the one-minute API -> (recipe, field)
@@ -162,6 +289,7 @@ _FLAT: dict[str, tuple[str, str]] = {
     **{f.name: ("topology", f.name) for f in fields(TopologyRecipe)},
     **{f.name: ("optim", f.name) for f in fields(OptimRecipe)},
     "average_start": ("averaging", "start"),
+    "average_masked": ("averaging", "masked"),
 }
 _RENAMED = {"alpha": "drop_fraction (the RigL drop fraction; Mixup's is mixup_alpha)"}
 

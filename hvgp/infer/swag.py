@@ -54,8 +54,8 @@ class SWAGMoments(WeightAveraging):
     :param rank: K, the number of most recent deviation columns kept (0: diagonal only).
     """
 
-    def __init__(self, start_epoch: int, rank: int = 0) -> None:
-        super().__init__(start_epoch)
+    def __init__(self, start_epoch: int, rank: int = 0, masked: bool = False) -> None:
+        super().__init__(start_epoch, masked)
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
             raise ValueError(f"rank must be a non-negative int, got {rank!r}")
         self.rank = rank
@@ -71,8 +71,10 @@ class SWAGMoments(WeightAveraging):
         old = {n: _compress(m, supports[n]).clone() for n, m in self.mean.items()}  # the
         # parent updates the mean in place; Welford needs the mean before this snapshot
         super().on_epoch_end(trainer)
-        for name, p in net.named_parameters():
-            x, new = _compress(p, supports[name]), _compress(self.mean[name], supports[name])
+        snap = self.snapshot(trainer)
+        for name in snap:
+            x, new = _compress(snap[name], supports[name]), _compress(self.mean[name],
+                                                                       supports[name])
             if name in old:
                 self.m2[name] += (x - old[name]) * (x - new)
             else:

@@ -105,6 +105,8 @@ class Trainer:
         self.epochs: int | None = None
         self.loader: Any = None
         self.stop = False
+        #: the random masks Z of the last step, by site name (read by masked averaging)
+        self.last_masks: dict[str, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
@@ -152,6 +154,7 @@ class Trainer:
                 raise NonFiniteLossError(self.step, float("nan"), bad) from err
             raise
         value = float(loss.detach())
+        self.last_masks = recorder.values
         if not math.isfinite(value):
             raise NonFiniteLossError(self.step, value, self._non_finite_layers(grads=False))
         loss.backward()
