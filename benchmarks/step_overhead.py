@@ -1,11 +1,15 @@
 """Step-time ratios: CigL / RigL (both hvgp SVI) and hvgp SVI / an equivalent plain-torch loop.
 
 The plain-torch loops do the same arithmetic by hand: RigL = masked forward, cross-entropy,
-SGD weight decay, mask grads, step, re-apply mask; CigL adds a Bernoulli mask with inverted
-scaling, decay only on kept weights and a held step for dropped weights. Timings are medians
-of blocks of steps on one batch (topology updates excluded), on the device given.
+SGD weight decay, mask grads, step, re-apply mask; CigL adds a Bernoulli mask (over every
+weight) with inverted scaling, decay only on kept weights and a held step for dropped
+weights. Timing is interleaved A/B within one process (:func:`interleaved_times`): every
+repetition times a block of steps of each function in turn, in a rotated order, and a ratio
+is the median over repetitions of the per-repetition ratio, reported with its quartiles and
+range (a shared machine's load hits both sides of one repetition alike). Wall and process
+CPU time are both kept. Topology updates are excluded.
 
-    .venv/bin/python benchmarks/step_overhead.py [--device cpu] [--steps 200]
+    .venv/bin/python benchmarks/step_overhead.py [--device cpu] [--reps 15] [--block 10]
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import _common as C
 import torch
@@ -28,23 +34,62 @@ from hvgp.sparsity import SparseTopology
 from hvgp.utils import resolve_device
 
 OUT = Path(__file__).parent / "results" / "step_overhead.json"
+Step = Callable[[], Any]
 
 
-def _median_step(step, device: torch.device, steps: int, blocks: int = 5) -> float:
-    for _ in range(10):
-        step()
-    times = []
-    for _ in range(blocks):
-        C.sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps // blocks):
-            step()
-        C.sync(device)
-        times.append((time.perf_counter() - t0) / (steps // blocks))
-    return statistics.median(times)
+def interleaved_times(fns: Mapping[str, Step], device: torch.device, reps: int, block: int,
+                      warmup: int = 3) -> dict[str, dict[str, list[float]]]:
+    """Per-repetition seconds per call (``wall`` and process ``cpu``) of every function.
+
+    Each repetition runs a block of ``block`` calls of every function, the order rotated by
+    one each repetition, so slow phases of a shared machine fall on all functions alike.
+    """
+    names = list(fns)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, dict[str, list[float]]] = {"wall": {k: [] for k in names},
+                                              "cpu": {k: [] for k in names}}
+    for r in range(reps):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = fns[name]
+            C.sync(device)
+            w0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(block):
+                fn()
+            C.sync(device)
+            out["wall"][name].append((time.perf_counter() - w0) / block)
+            out["cpu"][name].append((time.process_time() - c0) / block)
+    return out
 
 
-def plain_step_fn(net, x, y, p: float, wd: float, device):
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, quartiles and range of ``values`` (the spread every ratio is reported with)."""
+    v = sorted(values)
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else [v[0]] * 3
+    return {"median": statistics.median(v), "q25": q[0], "q75": q[2], "min": v[0],
+            "max": v[-1], "n": len(v)}
+
+
+def ratio(times: dict[str, list[float]], a: str, b: str) -> dict[str, float]:
+    """Spread of the per-repetition ratios ``a / b`` (same repetition, same machine state)."""
+    return spread([x / y for x, y in zip(times[a], times[b])])
+
+
+def summary(times: dict[str, dict[str, list[float]]], pairs: Mapping[str, tuple[str, str]],
+            ) -> dict[str, Any]:
+    """Median seconds per call and the ratio spreads of ``pairs``, for wall and CPU time."""
+    return {kind: {"seconds": {k: statistics.median(v) for k, v in t.items()},
+                   "ratios": {label: ratio(t, a, b) for label, (a, b) in pairs.items()}}
+            for kind, t in times.items()}
+
+
+def fmt_ratio(r: dict[str, float]) -> str:
+    """``median [q25, q75]`` of a ratio spread, for tables."""
+    return f"{r['median']:.2f} [{r['q25']:.2f}, {r['q75']:.2f}]"
+
+
+def plain_step_fn(net, x, y, p: float, wd: float, device) -> Step:
     """A hand-written torch step equivalent to hvgp's (RigL if p == 0, else CigL)."""
     topo = SparseTopology(net, 0.9, seed=0)
     layers = masked_layers(net)
@@ -80,57 +125,71 @@ def plain_step_fn(net, x, y, p: float, wd: float, device):
     return step
 
 
-def hvgp_step_fn(net, x, y, p: float, wd: float, device):
-    """hvgp's SVI step (Trainer.train_step) for CigL (p > 0) or RigL (p == 0)."""
+def hvgp_estimator(net, x, y, p: float, wd: float, device, **kw: Any) -> CigL:
+    """A fitted (one step) hvgp CigL (p > 0) or RigL (p == 0) on the batch ``(x, y)``."""
     loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=len(x))
     kw = dict(sparsity=0.9, lr=0.01, weight_decay=wd, device=device, schedule="constant",
-              delta_t=10**9)
+              delta_t=10**9, **kw)
     est = CigL(net, drop_rate=p, averaging=False, **kw) if p else RigL(net, **kw)
-    est.fit(loader, epochs=1)
-    return lambda: est.trainer.train_step(x, y)
+    return est.fit(loader, epochs=1)
 
 
-def measure(arch: str, shape, batch: int, device: torch.device, steps: int, width: float) -> dict:
+def hvgp_step_fn(net, x, y, p: float, wd: float, device) -> Step:
+    """hvgp's SVI step (Trainer.train_step) for CigL (p > 0) or RigL (p == 0)."""
+    trainer = hvgp_estimator(net, x, y, p, wd, device).trainer
+    return lambda: trainer.train_step(x, y)
+
+
+PAIRS = {"cigl_over_rigl": ("hvgp_cigl", "hvgp_rigl"),
+         "hvgp_rigl_over_plain_rigl": ("hvgp_rigl", "plain_rigl"),
+         "hvgp_cigl_over_plain_cigl": ("hvgp_cigl", "plain_cigl"),
+         "hvgp_cigl_over_plain_rigl": ("hvgp_cigl", "plain_rigl")}
+
+
+def measure(arch: str, shape, batch: int, device: torch.device, reps: int, block: int,
+            width: float = 1.0, p: float = 0.01) -> dict[str, Any]:
+    """Interleaved step times of plain/hvgp RigL/CigL on one architecture, with ratios."""
     x = torch.randn(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
-    res = {}
-    for label, fn, p in [("plain_rigl", plain_step_fn, 0.0), ("plain_cigl", plain_step_fn, 0.01),
-                         ("hvgp_rigl", hvgp_step_fn, 0.0), ("hvgp_cigl", hvgp_step_fn, 0.01)]:
+    fns = {}
+    for label, fn, q in [("plain_rigl", plain_step_fn, 0.0), ("plain_cigl", plain_step_fn, p),
+                         ("hvgp_rigl", hvgp_step_fn, 0.0), ("hvgp_cigl", hvgp_step_fn, p)]:
         torch.manual_seed(0)
-        net = build_model(arch, shape, 10, width=width).to(device)
-        res[label] = _median_step(fn(net, x, y, p, 5e-4, device), device, steps)
-    res["cigl_over_rigl"] = res["hvgp_cigl"] / res["hvgp_rigl"]
-    res["hvgp_rigl_over_plain_rigl"] = res["hvgp_rigl"] / res["plain_rigl"]
-    res["hvgp_cigl_over_plain_cigl"] = res["hvgp_cigl"] / res["plain_cigl"]
-    res["hvgp_cigl_over_plain_rigl"] = res["hvgp_cigl"] / res["plain_rigl"]
-    return res
+        fns[label] = fn(build_model(arch, shape, 10, width=width).to(device), x, y, q, 5e-4,
+                        device)
+    return summary(interleaved_times(fns, device, reps, block), PAIRS)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--big", action="store_true", help="also WRN-22-2 on 3x32x32 (GPU)")
+    ap.add_argument("--big", action="store_true", help="also WRN-22-2 on 3x32x32, batch 32")
+    ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    out = OUT
+    if args.quick:
+        args.reps, args.block = 2, 1
+        out = Path("/tmp/hvgp_bench_quick/step_overhead.json")
+    C.setup_threads(args.threads)
     device = resolve_device(args.device)
-    cases = [("cnn1d", (40,), 128, 1.0), ("mlp", (40,), 128, 1.0)]
+    cases = [("cnn1d", (40,), 128), ("mlp", (40,), 128)]
     if args.big:
-        cases += [("wrn-22-2", (3, 32, 32), 128, 1.0), ("resnet18", (3, 32, 32), 128, 1.0)]
+        cases.append(("wrn-22-2", (3, 32, 32), 32))
     results = {}
-    for arch, shape, batch, width in cases:
-        r = measure(arch, shape, batch, device, args.steps, width)
+    for arch, shape, batch in cases:
+        r = measure(arch, shape, batch, device, args.reps, args.block)
         results[arch] = r
-        print(f"{arch:9s} step ms: plain RigL {1e3 * r['plain_rigl']:.2f}, plain CigL "
-              f"{1e3 * r['plain_cigl']:.2f}, hvgp RigL {1e3 * r['hvgp_rigl']:.2f}, hvgp CigL "
-              f"{1e3 * r['hvgp_cigl']:.2f} | CigL/RigL {r['cigl_over_rigl']:.3f}, "
-              f"hvgp/plain RigL {r['hvgp_rigl_over_plain_rigl']:.3f}, "
-              f"hvgp/plain CigL {r['hvgp_cigl_over_plain_cigl']:.3f}", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    out = OUT if device.type == "cpu" else OUT.with_name(f"step_overhead_{device.type}.json")
-    out.write_text(json.dumps({"device": str(device), "threads": args.threads,
-                               "results": results}, indent=2))
+        w = r["wall"]
+        print(f"{arch:9s} wall ratios: " + ", ".join(
+            f"{k} {fmt_ratio(v)}" for k, v in w["ratios"].items()), flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if device.type != "cpu" and not args.quick:
+        out = out.with_name(f"step_overhead_{device.type}.json")
+    out.write_text(json.dumps({"command": C.command(), "machine": C.machine(),
+                               "settings": vars(args), "results": results}, indent=2))
 
 
 if __name__ == "__main__":
