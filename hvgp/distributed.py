@@ -25,13 +25,21 @@ reproduces a 1-process run with the same global batch up to float rounding. Rank
 writes checkpoints and the exported model. Run on many GPUs with the same command on each
 node (``torchrun --nnodes N --nproc_per_node G --rdzv_backend c10d --rdzv_endpoint
 HOST:PORT -m hvgp.distributed ...``): nccl is used when CUDA is present, gloo otherwise.
+
+Failures are one line each, not one traceback per rank: every argument is checked on every
+rank before the process group is joined (rank 0 alone prints the errors, exit 2), and a
+collective that does not complete within ``--timeout`` seconds (a stalled or killed rank)
+stops the others with a message naming the rank and the intact checkpoint (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +55,8 @@ from hvgp.infer.trainer import SiteRecorder
 from hvgp.utils import resolve_device, seed_everything
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "CollectiveTimeoutError",
     "DataParallel",
     "DistInfo",
     "fit_distributed",
@@ -55,7 +65,15 @@ __all__ = [
     "mask_digest",
     "rank_seed",
     "shard_loader",
+    "validate_args",
 ]
+
+#: seconds a collective may wait for the other ranks before it fails (``--timeout``)
+DEFAULT_TIMEOUT = 600.0
+
+
+class CollectiveTimeoutError(RuntimeError):
+    """A collective did not complete: another rank stalled (timeout) or died."""
 
 
 @dataclass(frozen=True)
@@ -73,14 +91,20 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
+def init_distributed(backend: str = "auto", device: str = "auto",
+                     timeout: float | None = None) -> DistInfo:
     """Join the process group that ``torchrun`` describes in the environment.
 
     Without ``RANK``/``WORLD_SIZE`` (a plain ``python`` run) this is a world of one and no
     group is created. ``backend="auto"`` is nccl on CUDA, gloo on CPU.
 
+    :param timeout: seconds a collective (and the rendezvous) waits for the other ranks
+        before it raises (``None``: torch's default, 30 min for gloo, 10 min for nccl).
     :raises RuntimeError: CUDA / nccl asked for where CUDA is absent.
+    :raises ValueError: a timeout that is not a positive finite number of seconds.
     """
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -95,7 +119,8 @@ def init_distributed(backend: str = "auto", device: str = "auto") -> DistInfo:
     if backend == "nccl" and dev.type != "cuda":
         raise RuntimeError("backend='nccl' needs CUDA devices; use backend='gloo' on CPU")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend, rank=rank, world_size=world)
+        kw = {} if timeout is None else {"timeout": datetime.timedelta(seconds=timeout)}
+        dist.init_process_group(backend, rank=rank, world_size=world, **kw)
     return DistInfo(rank, world, local, dev, backend if world > 1 else None)
 
 
@@ -291,54 +316,198 @@ def fit_distributed(
 
 
 # ---- command line (``torchrun ... -m hvgp.distributed``) ------------------------------------
+def _env_rank() -> int:
+    """This process's rank as ``torchrun`` sets it (0 for a plain ``python`` run)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+class _RankParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors only rank 0 prints (not one copy per rank)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print usage and the error on rank 0; every rank exits 2."""
+        if _env_rank() == 0:
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The flags of ``python -m hvgp.distributed``, each with its help and default."""
+    p = _RankParser(
         prog="python -m hvgp.distributed",
-        description="Data-parallel CigL/RigL training; launch with torchrun --nproc_per_node K.",
+        description="Data-parallel CigL/RigL training; launch with "
+                    "torchrun --nproc_per_node K -m hvgp.distributed ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--data", default="mnist1d")
-    p.add_argument("--arch", default="mlp")
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--sparsity", type=float, default=0.9)
-    p.add_argument("--drop-rate", type=float, default=0.01)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128, help="global batch (all ranks)")
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--delta-t", type=int, default=100)
-    p.add_argument("--no-averaging", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--out", default="runs/distributed")
-    p.add_argument("--resume", default=None)
+    p.add_argument("--data", default="mnist1d", help="data set (see `hvgp list`)")
+    p.add_argument("--arch", default="mlp", help="network: mlp, cnn1d, wrn-22-2, resnet18, "
+                                                 "resnet50 (must fit the data's input shape)")
+    p.add_argument("--width", type=float, default=1.0, help="channel / hidden-width multiplier")
+    p.add_argument("--sparsity", type=float, default=0.9, help="fraction of zero weights, [0, 1)")
+    p.add_argument("--drop-rate", type=float, default=0.01,
+                   help="random-mask rate p of CigL, [0, 1) (0: RigL)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=128,
+                   help="global batch (all ranks; divisible by the number of ranks)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    p.add_argument("--delta-t", type=int, default=100, help="RigL update interval in steps")
+    p.add_argument("--no-averaging", action="store_true",
+                   help="no weight averaging (predict with the last weights)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, init and masks")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (one GPU per rank)")
+    p.add_argument("--backend", default="auto", help="auto (nccl on CUDA, gloo on CPU), "
+                                                     "gloo or nccl")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds a collective waits for the other ranks before every rank "
+                        "stops with an error (a stalled or killed rank)")
+    p.add_argument("--out", default="runs/distributed",
+                   help="run folder: rank 0 writes metrics.json, model.pt (sparse export) and "
+                        "checkpoint.pt (every epoch), every rank writes rank<r>.pt (masks, "
+                        "mask digests)")
+    p.add_argument("--resume", default=None,
+                   help="checkpoint to continue from (e.g. OUT/checkpoint.pt; same settings)")
     p.add_argument("--data-n", type=int, default=None, help="data-set size option (n=)")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Train on a registry data set; rank 0 writes ``metrics.json``, ``model.pt`` (sparse
-    export), ``checkpoint.pt``; every rank writes ``rank<r>.pt`` (masks, digests)."""
-    from hvgp.data import get_dataset
-    from hvgp.export import ArchSpec, save_model
+def validate_args(args: argparse.Namespace, world_size: int = 1) -> list[str]:
+    """Every problem with the flags that can be seen without loading data, one line each.
 
-    args = _parser().parse_args(argv)
-    info = init_distributed(args.backend, args.device)
-    if args.batch_size % info.world_size:
-        raise ValueError(f"--batch-size {args.batch_size} is not divisible by the "
-                         f"{info.world_size} ranks")
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, info.world_size)))
+    Why before the process group: a bad flag then stops every rank at once with one message,
+    instead of one traceback per rank (or ranks waiting for one that already failed).
+    """
+    errors: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    from hvgp.data import list_datasets
+    from hvgp.nn import ARCHITECTURES
+
+    names = {n.lower().replace("_", "-") for n in list_datasets()}
+    need(args.data.lower().replace("_", "-") in names,
+         f"unknown data set {args.data!r}; choose from {', '.join(list_datasets())}")
+    need(args.arch.lower().replace("_", "-") in ARCHITECTURES,
+         f"unknown architecture {args.arch!r}; choose from {', '.join(sorted(ARCHITECTURES))}")
+    need(0.0 <= args.sparsity < 1.0, f"--sparsity must be in [0, 1), got {args.sparsity}")
+    need(0.0 <= args.drop_rate < 1.0, f"--drop-rate must be in [0, 1), got {args.drop_rate}")
+    need(args.width > 0 and math.isfinite(args.width), f"--width must be > 0, got {args.width}")
+    need(args.epochs >= 1, f"--epochs must be >= 1, got {args.epochs}")
+    need(args.lr > 0 and math.isfinite(args.lr), f"--lr must be > 0, got {args.lr}")
+    need(args.delta_t >= 1, f"--delta-t must be >= 1, got {args.delta_t}")
+    need(0 < args.timeout < math.inf, f"--timeout must be a positive number of seconds, "
+                                      f"got {args.timeout}")
+    need(args.data_n is None or args.data_n >= 1, f"--data-n must be >= 1, got {args.data_n}")
+    need(args.backend in ("auto", "gloo", "nccl"),
+         f"--backend must be auto, gloo or nccl, got {args.backend!r}")
+    if args.batch_size < 1:
+        errors.append(f"--batch-size must be >= 1, got {args.batch_size}")
+    elif args.batch_size % world_size:
+        errors.append(f"--batch-size {args.batch_size} is not divisible by the {world_size} "
+                      "ranks (it is the global batch)")
+    need(args.resume is None or os.path.isfile(args.resume),
+         f"--resume: no checkpoint at {args.resume}")
+    errors += _unwritable(args.out)
+    return errors
+
+
+def _unwritable(out: str) -> list[str]:
+    """Why ``out`` cannot be created or written (nothing is created to find out)."""
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        return [f"cannot write --out {out}: it is a file, not a folder"]
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        return [f"cannot write --out {out}: {probe} is not writable"]
+    return []
+
+
+def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Train and test split of ``--data``, after checking the architecture fits them."""
+    from hvgp.data import get_dataset
+    from hvgp.experiment import check_architecture
+
     kw = {} if args.data_n is None else {"n": args.data_n}
     train = get_dataset(args.data, "train", seed=args.seed, **kw)
     test = get_dataset(args.data, "test", seed=args.seed, **kw)
+    check_architecture(args.arch, train.info)
+    return train, test
+
+
+def _refuse(errors: Sequence[str], rank: int) -> None:
+    """Rank 0 prints each error on one line; every rank exits 2 (usage error)."""
+    if rank == 0:
+        for e in errors:
+            print(f"hvgp.distributed: error: {e}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _collective_failure(err: BaseException, rank: int, timeout: float,
+                        checkpoint: str) -> CollectiveTimeoutError | None:
+    """The one-line error for a collective that timed out or lost a peer, else None."""
+    text = str(err)
+    if "Timed out" in text or "timed out" in text or "Timeout" in text:
+        why = (f"a collective did not complete within {timeout:g} s (--timeout): another "
+               "rank is stalled or slower than that")
+    elif "Connection closed by peer" in text or "Connection reset" in text:
+        why = "another rank died (connection closed)"
+    else:
+        return None
+    kept = (f"; the last epoch-end checkpoint {checkpoint} is intact (continue with --resume "
+            f"{checkpoint})" if os.path.isfile(checkpoint) else "")
+    return CollectiveTimeoutError(f"rank {rank}: {why}{kept}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train on a registry data set; rank 0 writes ``metrics.json``, ``model.pt`` (sparse
+    export), ``checkpoint.pt``; every rank writes ``rank<r>.pt`` (masks, digests).
+
+    :raises SystemExit: 2 after printing every argument error (rank 0 prints, once).
+    :raises CollectiveTimeoutError: a collective timed out or a peer rank died.
+    """
+    from hvgp.export import ArchSpec, save_model
+
+    args = _parser().parse_args(argv)
+    rank = _env_rank()
+    errors = validate_args(args, max(1, int(os.environ.get("WORLD_SIZE", "1") or 1)))
+    train = test = None
+    if not errors:
+        try:
+            train, test = _load_data(args)
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            errors.append(str(err))
+    if not errors:
+        try:
+            info = init_distributed(args.backend, args.device, args.timeout)
+        except (RuntimeError, ValueError) as err:
+            errors.append(str(err))
+    if errors:
+        _refuse(errors, rank)
+    assert train is not None and test is not None
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, info.world_size)))
     spec = ArchSpec(args.arch, train.info.input_shape, train.info.num_classes or 1, args.width)
     torch.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
+    ckpt = os.path.join(args.out, "checkpoint.pt")
     est = CigL(spec.build(), args.sparsity, args.drop_rate, device=str(info.device),
                lr=args.lr, delta_t=args.delta_t, averaging=not args.no_averaging,
-               seed=args.seed, checkpoint=os.path.join(args.out, "checkpoint.pt"),
+               seed=args.seed, checkpoint=ckpt,
                likelihood="categorical" if train.info.task == "classification" else "normal")
-    est, sync = fit_distributed(est, train, args.epochs, args.batch_size // info.world_size,
-                                resume=args.resume)
+    try:
+        est, sync = fit_distributed(est, train, args.epochs, args.batch_size // info.world_size,
+                                    resume=args.resume)
+    except RuntimeError as err:
+        failure = _collective_failure(err, info.rank, args.timeout, ckpt)
+        if failure is None:
+            raise
+        raise failure from None
     torch.save({"masks": {k: v.cpu() for k, v in est.model_.state_dict().items()
                           if k.endswith("_mask")},
                 "params": {k: v.detach().cpu() for k, v in est.model_.state_dict().items()},
@@ -357,5 +526,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return result
 
 
+def _cli(argv: Sequence[str] | None = None) -> int:
+    """``python -m hvgp.distributed``: a failed collective or a refused input is one line."""
+    try:
+        main(argv)
+    except CollectiveTimeoutError as err:
+        print(f"hvgp.distributed: error: {err}", file=sys.stderr, flush=True)
+        os._exit(1)  # a stalled peer would block the process group's teardown
+    except (ValueError, OSError) as err:
+        print(f"hvgp.distributed: error (rank {_env_rank()}): {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(_cli())

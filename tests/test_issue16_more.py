@@ -1,0 +1,140 @@
+"""Issue #16, the remaining rows: ``hvgp.distributed`` errors, flags and stalled ranks; the
+demo's reliability picture; legends that cover no bars."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_DIST = ["--data", "moons", "--data-n", "160", "--arch", "mlp", "--width", "0.125",
+             "--batch-size", "32", "--delta-t", "2", "--drop-rate", "0.1", "--device", "cpu"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """One torch thread per process, as the suite runs."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def _rank_env(rank: int, world: int, port: int) -> dict[str, str]:
+    """What ``torchrun`` would set for ``rank`` of ``world`` on localhost."""
+    return _env(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+# ---- hvgp.distributed: flags -----------------------------------------------------------------
+def test_every_distributed_flag_has_help_and_one_default() -> None:
+    from hvgp.distributed import _parser
+
+    p = _parser()
+    flags = [a for a in p._actions if a.option_strings and a.dest != "help"]
+    assert [a.dest for a in flags if not a.help] == []
+    text = p.format_help()
+    assert text.count("(default:") >= len([a for a in flags if a.default is not None
+                                           and a.default is not False])
+    for line in text.splitlines():
+        assert line.count("(default:") <= 1, line
+    out = next(a for a in flags if a.dest == "out")
+    assert all(w in out.help for w in ("metrics.json", "model.pt", "checkpoint.pt", "rank"))
+    assert any(a.dest == "timeout" for a in flags)
+
+
+# ---- hvgp.distributed: bad arguments ---------------------------------------------------------
+BAD = ["--arch", "foo", "--sparsity", "1.2", "--batch-size", "33"]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_bad_distributed_arguments_are_one_line_each_on_rank_0_only(
+        rank: int, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "hvgp.distributed", *TINY_DIST, *BAD, "--out",
+           str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=_rank_env(rank, 2, _free_port()),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    if rank:
+        assert lines == []  # every rank refuses; only rank 0 says why
+        return
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 3, proc.stderr
+    assert "unknown architecture 'foo'" in lines[0]
+    assert "--sparsity must be in [0, 1)" in lines[1]
+    assert "not divisible by the 2 ranks" in lines[2]
+    assert not (tmp_path / "out").exists()  # nothing written for a refused run
+
+
+def test_architecture_that_does_not_fit_the_data_is_refused_before_the_group(
+        tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "hvgp.distributed", *TINY_DIST, "--arch", "cnn1d", "--out",
+           str(tmp_path / "out")]
+    # WORLD_SIZE=2 with no peer: a rank that got as far as the process group would hang
+    proc = subprocess.run(cmd, cwd=ROOT, env=_rank_env(0, 2, _free_port()),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "does not fit data set 'moons'" in proc.stderr and "mlp" in proc.stderr
+
+
+def test_bad_arguments_under_torchrun_print_no_rank_tracebacks(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "-m", "hvgp.distributed", *TINY_DIST, "--arch", "foo", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "[rank0]" not in proc.stderr and "[rank1]" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("unknown architecture 'foo'") == 1, proc.stderr
+
+
+# ---- hvgp.distributed: a stalled rank --------------------------------------------------------
+def test_a_stalled_rank_stops_the_others_after_the_timeout(tmp_path: Path) -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "hvgp.distributed", *TINY_DIST, "--epochs", "100000",
+           "--timeout", "3", "--out", str(tmp_path)]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=_rank_env(r, 2, port), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for r in range(2)]
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "checkpoint.pt").exists():  # both ranks are training
+            assert time.monotonic() < deadline, "training never started"
+            assert procs[0].poll() is None, procs[0].communicate()[1]
+            time.sleep(0.05)
+        os.kill(procs[1].pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        _, err = procs[0].communicate(timeout=90)
+        waited = time.monotonic() - stopped
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    assert procs[0].returncode == 1, err
+    assert 2.5 < waited < 60
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "rank 0: a collective did not complete within 3 s (--timeout)" in lines[0]
+    assert "checkpoint.pt is intact" in lines[0]
+
+
+def test_init_distributed_refuses_a_bad_timeout() -> None:
+    from hvgp.distributed import init_distributed
+
+    for bad in (0, -1.0, float("inf"), "10"):
+        with pytest.raises(ValueError, match="timeout"):
+            init_distributed("gloo", "cpu", timeout=bad)  # type: ignore[arg-type]
