@@ -24,6 +24,8 @@ _EPILOG = """examples:
   hvgp evaluate runs/cigl --shift
   hvgp compare --models cigl,rigl,dense --data mnist1d --seeds 0,1,2 --out runs/compare
   hvgp sweep --models cigl,rigl --sparsity 0.8,0.9,0.95,0.99 --seeds 3 --out runs/sweep
+  hvgp tune --data mnist1d-large --arch mlp --epochs 50 --out runs/tune
+  hvgp train --config runs/tune/chosen.toml --seed 0 --out runs/tuned
   hvgp list
 """
 
@@ -134,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace finished runs in OUT's sub-folders (refused without it)")
 
+    p = sub.add_parser("tune", help="choose p and T* on the validation split (never test)")
+    _add_run_options(p, skip=("seed",))
+    p.add_argument("--grid", action="append", type=_grid_axis, default=None, metavar="KEY=V,V",
+                   help="a tuning axis, repeatable: drop_rate=0,0.005,0.01,0.05,0.1 and "
+                        "averaging_start=0.75,0.8,0.9 (the default grid)")
+    p.add_argument("--seeds", type=_csv(int), default=[100, 101],
+                   help="tuning seeds (default 100,101; report on other seeds)")
+    p.add_argument("--select-by", default="val_nll", choices=("val_nll", "val_brier"),
+                   help="validation proper score the choice minimises")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for tune.json, table.md and chosen.toml (--config of train)")
+
     sub.add_parser("list", help="list models, data sets and architectures")
     return parser
 
@@ -235,6 +249,39 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid_axis(text: str) -> tuple[str, list[float]]:
+    """``KEY=V,V,...`` -> (key, values) for ``hvgp tune --grid``."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=V,V,... (e.g. drop_rate=0,0.01), got "
+                                         f"{text!r}")
+    return key.strip().replace("-", "_"), _csv(float)(values)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from hvgp.tune import tune_config
+
+    cfg = _config(args)
+    grid = None if args.grid is None else dict(args.grid)
+    if grid is not None and len(grid) != len(args.grid):
+        raise ValueError("--grid names an axis twice")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result, chosen = tune_config(cfg, grid, args.seeds, args.select_by,
+                                 progress=not args.quiet)
+    table = result.table()
+    result.save(args.out / "tune.json")
+    (args.out / "table.md").write_text(table + "\n")
+    seeds = ", ".join(map(str, result.seeds))
+    (args.out / "chosen.toml").write_text(chosen.to_toml(
+        f"chosen by hvgp tune ({args.select_by}, tuning seeds {seeds}): "
+        f"{result.best}\nreport on seeds other than {seeds}"))
+    print(table)
+    print(f"\nchosen: {result.best} (lowest mean {args.select_by} over seeds {seeds})")
+    print(f"written: {args.out}/tune.json, table.md, chosen.toml "
+          f"(hvgp train --config {args.out}/chosen.toml --seed 0 --out ...)")
+    return 0
+
+
 def _cmd_list(_: argparse.Namespace) -> int:
     from hvgp.data import list_datasets
     from hvgp.nn import ARCHITECTURES
@@ -265,7 +312,7 @@ def _one_line(err: BaseException) -> str:
 
 
 _COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "compare": _cmd_compare,
-             "sweep": _cmd_sweep, "list": _cmd_list}
+             "sweep": _cmd_sweep, "tune": _cmd_tune, "list": _cmd_list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

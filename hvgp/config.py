@@ -7,6 +7,7 @@ always be traced back to exactly the settings that made it.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -162,6 +163,26 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
         return cls(**values)
+
+    def to_toml(self, comment: str = "") -> str:
+        """The configuration as a TOML ``[run]`` table (``hvgp train --config`` reads it)."""
+        def value(v: Any) -> str:
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, str):
+                return json.dumps(v)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"cannot write {v!r} to TOML")
+            return repr(v)
+
+        lines = [f"# {line}" for line in comment.splitlines()] + ["[run]"]
+        data = self.to_dict()
+        options = data.pop("model_options")
+        lines += [f"{k} = {value(v)}" for k, v in data.items()]
+        if options:
+            lines += ["", "[run.model_options]"] + [f"{k} = {value(v)}"
+                                                    for k, v in options.items()]
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def from_saved(cls, values: dict[str, Any]) -> RunConfig:

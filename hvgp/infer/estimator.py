@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ from hvgp.infer.objective import NegativeELBO
 from hvgp.infer.predictive import predictive_samples, sampled_predictive
 from hvgp.infer.prior import GaussianPrior, Prior
 from hvgp.infer.recipes import (
+    _FLAT,
     DEFAULT_RECIPE,
     AveragingRecipe,
     OptimRecipe,
@@ -63,6 +64,9 @@ from hvgp.predict import PredictiveSamples
 from hvgp.registry import register_model
 from hvgp.sparsity import check_sparsity
 from hvgp.utils import resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    from hvgp.tune import TuneResult
 
 __all__ = ["POSTERIORS", "CigL", "RigL"]
 
@@ -282,6 +286,35 @@ class CigL(Estimator):
         if isinstance(averager, SWAGMoments):
             self._set_swag(averager.posterior(self.net), train_loader)
         return self
+
+    @classmethod
+    def tune(cls, net: Callable[[], nn.Module], train_loader: Any, val_loader: Any,
+             epochs: int, grid: Mapping[str, Iterable[Any]] | None = None,
+             seeds: Sequence[int] = (100, 101), select_by: str = "val_nll",
+             progress: bool = True, **kw: Any) -> TuneResult:
+        """Choose p and T* (or other keywords) on ``val_loader`` by ``select_by``.
+
+        Each grid point is trained on every tuning seed (:func:`hvgp.tune.tune`: lowest mean
+        validation NLL wins; no test data are taken). ``net`` builds a fresh network per
+        trial; ``kw`` are the other constructor keywords. ``result.best`` holds the choice,
+        ``result.table()`` every point.
+
+        :param grid: keyword -> values, default ``{"drop_rate": (0, .005, .01, .05, .1),
+            "average_start": (.75, .8, .9)}``.
+        """
+        from hvgp.tune import DEFAULT_GRID, check_grid, tune
+
+        if isinstance(net, nn.Module) or not callable(net):
+            raise TypeError("net must be a factory returning a fresh network (each trial "
+                            "trains its own), e.g. lambda: build_model('mlp', (40,), 10)")
+        grid = check_grid(grid, ("drop_rate", "average_start", "sparsity", *_FLAT))
+        kw.setdefault("device", "cpu")
+
+        def build(params: dict[str, Any], seed: int) -> CigL:
+            return cls(net(), seed=seed, **{**kw, **params})
+
+        return tune(build, train_loader, val_loader, epochs, grid or DEFAULT_GRID, seeds,
+                    select_by, progress)
 
     def _set_swag(self, posterior: SWAGPosterior | None, loader: Any) -> None:
         """Install a SWAG posterior (and the loader its samples' BatchNorm is refitted on)."""
