@@ -371,6 +371,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None,
                    help="checkpoint to continue from (e.g. OUT/checkpoint.pt; same settings)")
     p.add_argument("--data-n", type=int, default=None, help="data-set size option (n=)")
+    p.add_argument("--nproc-per-node", type=int, default=None,
+                   help="start this many ranks on this machine (torchrun's launcher, "
+                        "--standalone) after checking every flag here once; a failed rank "
+                        "is then summarised in one line. Omit it under torchrun")
     return p
 
 
@@ -526,8 +530,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return result
 
 
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--nproc-per-node K`` / ``--nproc-per-node=K`` (the ranks' flags)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc-per-node":
+            skip = True
+        elif not a.startswith("--nproc-per-node="):
+            out.append(a)
+    return out
+
+
+def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Check the flags once here, then run ``args.nproc_per_node`` ranks via torchrun's
+    launcher; returns the exit code (a failed rank: one summary line, not torchrun's report).
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    n = args.nproc_per_node
+    errors = [f"--nproc-per-node must be >= 1, got {n}"] if n < 1 else []
+    errors += validate_args(args, max(1, n))
+    if not errors:
+        try:
+            _load_data(args)
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            errors.append(str(err))
+    if errors:
+        for e in errors:
+            print(f"hvgp.distributed: error: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(["--standalone", "--nproc_per_node", str(n), "-m", "hvgp.distributed",
+                        *_without_nproc(argv)]))
+    except ChildFailedError as err:
+        codes = {rank: f.exitcode for rank, f in sorted(err.failures.items())}
+        what = ", ".join(f"rank {r} (exit code {c})" for r, c in codes.items())
+        print(f"hvgp.distributed: failed: {what}; the error is above", file=sys.stderr)
+        return 2 if set(codes.values()) == {2} else 1
+    return 0
+
+
 def _cli(argv: Sequence[str] | None = None) -> int:
     """``python -m hvgp.distributed``: a failed collective or a refused input is one line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    if args.nproc_per_node is not None and "RANK" not in os.environ:
+        return _launch(args, argv)
     try:
         main(argv)
     except CollectiveTimeoutError as err:

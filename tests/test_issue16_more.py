@@ -138,3 +138,24 @@ def test_init_distributed_refuses_a_bad_timeout() -> None:
     for bad in (0, -1.0, float("inf"), "10"):
         with pytest.raises(ValueError, match="timeout"):
             init_distributed("gloo", "cpu", timeout=bad)  # type: ignore[arg-type]
+
+
+def test_the_launcher_checks_flags_once_and_summarises_a_failed_rank(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "hvgp.distributed", "--nproc-per-node", "2", *TINY_DIST,
+            "--epochs", "1", "--out", str(tmp_path / "out")]
+    proc = subprocess.run([*base, "--arch", "foo"], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "hvgp.distributed: error: unknown architecture 'foo'; choose from cnn1d, mlp, "
+        "resnet18, resnet50, wrn-22-2"]
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = subprocess.run([*base, "--resume", str(bad)], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert 2 <= len(lines) <= 3, proc.stderr  # the rank(s) that failed, then the summary
+    assert all("not a valid torch checkpoint" in line for line in lines[:-1])
+    assert lines[-1].startswith("hvgp.distributed: failed: rank ")
