@@ -40,6 +40,7 @@ import torch
 from step_overhead import fmt_ratio, hvgp_estimator, interleaved_times, plain_step_fn, summary
 
 from hvgp.infer import SparseBNN, predictive_samples
+from hvgp.infer.predictive import choose_vectorize
 from hvgp.nn import build_model
 from hvgp.sparsity import SparseTopology
 from hvgp.utils import resolve_device
@@ -172,9 +173,7 @@ def prediction(device: torch.device, cases: list[tuple[str, tuple[int, ...], int
         a = _same_seed(lambda f=predict: f(True)).probs
         b = _same_seed(lambda f=predict: f(False)).probs
         res["max_abs_diff_same_seed"] = float((a - b).abs().max())
-        chooser = getattr(sys.modules["hvgp.infer.predictive"], "choose_vectorize", None)
-        res["auto_choice"] = None if chooser is None else (
-            "vectorised" if chooser(bnn, x) else "loop")
+        res["auto_choice"] = "vectorised" if choose_vectorize(bnn, x, samples) else "loop"
         res["finite"] = bool(torch.isfinite(a).all() and torch.isfinite(b).all())
         ok &= res["finite"]
         res["settings"] = {"samples": samples, "n": n, "shape": list(shape), "width": width}

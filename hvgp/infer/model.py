@@ -2,16 +2,20 @@
 
 For each masked layer (weight shape ``k`` dims, deterministic mask ``M``, drop rate ``p``)::
 
-    z ~ Bernoulli(1 - p).expand(shape).mask(False).to_event(k)       # random mask Z
+    z ~ RandomMask(M, 1 - p)                # Bernoulli(1 - p) on the active weights, 1 elsewhere
     w ~ Normal(0, s).expand(shape).mask(M & z).to_event(k)            # prior on kept weights
     used weight = w * where(M, z / (1 - p), 1)                        # inverted DropConnect
 
 then ``y ~ likelihood(net(x; used weights))`` in a data plate of size ``N``.
 
 Why these choices:
-- Z's log-density is masked out: q(Z) = p(Z), so it cancels in the ELBO; masking keeps the
-  loss free of that parameter-free term, while ``poutine.trace`` still records Z and
-  ``poutine.condition`` / ``poutine.block`` act on it like on any site.
+- Z's log-density is taken as 0 (:class:`RandomMask`): q(Z) = p(Z), so it cancels in the
+  ELBO; leaving it out keeps the loss free of that parameter-free term, while
+  ``poutine.trace`` still records Z and ``poutine.condition`` / ``poutine.block`` act on
+  it like on any site.
+- Z is drawn on the active weights only (``rand < 1 - p`` at ``M``'s indices): Z on an
+  inactive weight is irrelevant (its factor is 1 whatever Z is, and its prior is masked by
+  ``M``), so it is set to 1 there, the same on every path, and nothing is drawn for it.
 - The prior covers only kept active weights, so a weight with Z = 0 gets neither a data
   gradient (its factor is 0) nor a weight-decay gradient that step.
 - Inactive weights (held at exactly 0 by the topology) enter with factor 1, so they still
@@ -26,11 +30,13 @@ Why these choices:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 from torch import nn
 from torch.func import functional_call
 
@@ -38,14 +44,59 @@ from hvgp.infer.guide import PointMassGuide, weight_site
 from hvgp.infer.likelihood import Likelihood, make_likelihood
 from hvgp.infer.objective import NegativeELBO
 from hvgp.infer.prior import GaussianPrior, Prior, prior_scale_from_weight_decay
-from hvgp.nn.layers import masked_layers
+from hvgp.nn.layers import masked_layers, weight_factors
 
-__all__ = ["SparseBNN", "mask_site", "prior_scale_from_weight_decay"]
+__all__ = ["RandomMask", "SparseBNN", "mask_site", "prior_scale_from_weight_decay"]
 
 
 def mask_site(layer_name: str) -> str:
     """Pyro site name of a masked layer's random mask Z."""
     return f"{layer_name}.weight_z" if layer_name else "weight_z"
+
+
+class RandomMask(dist.TorchDistribution):
+    """The random mask Z of one layer: Bernoulli(``keep``) on the active weights, 1 elsewhere.
+
+    Event shape: the weight's shape; values 0./1. in ``dtype``. The log density is 0
+    (q(Z) = p(Z) cancels in the ELBO). Only the ``nnz`` active entries are drawn
+    (``rand < keep`` at ``index``): the inactive ones do not matter (factor 1, no prior).
+    The last draw's ``(value, kept)`` is kept in ``last_draw`` (``kept``: bool per active
+    entry), so the fast training step reuses it instead of gathering it back.
+
+    :param mask: the deterministic mask M (bool, the weight's shape).
+    :param keep: ``1 - p``.
+    :param index: flat indices of M's True entries (default: computed from ``mask``).
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, mask: torch.Tensor, keep: float, dtype: torch.dtype = torch.float32,
+                 batch_shape: torch.Size | None = None, index: torch.Tensor | None = None,
+                 validate_args: bool | None = None) -> None:
+        self.mask, self.keep, self.dtype = mask, float(keep), dtype
+        self.index = index if index is not None else mask.reshape(-1).nonzero().squeeze(1)
+        self.last_draw: tuple[torch.Tensor, torch.Tensor] | None = None
+        super().__init__(torch.Size(batch_shape or ()), mask.shape, validate_args=False)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(constraints.boolean, self.mask.dim())
+
+    def expand(self, batch_shape: torch.Size, _instance: object = None) -> RandomMask:
+        return RandomMask(self.mask, self.keep, self.dtype, torch.Size(batch_shape), self.index)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        lead = torch.Size(sample_shape) + self.batch_shape
+        m = self.mask
+        kept = torch.rand(*lead, self.index.numel(), device=m.device) < self.keep
+        z = torch.ones(*lead, m.numel(), dtype=self.dtype, device=m.device)
+        z.index_copy_(-1, self.index, kept.to(self.dtype))
+        z = z.reshape(*lead, *m.shape)
+        self.last_draw = (z, kept)
+        return z
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return value.new_zeros(value.shape[:value.dim() - self.mask.dim()])
 
 
 class SparseBNN(nn.Module):
@@ -121,6 +172,57 @@ class SparseBNN(nn.Module):
         return [mask_site(n) for n, p in self.drop_rates.items() if p > 0]
 
     # ---- the Pyro program ----------------------------------------------------------------
+    def mask_distribution(self, name: str) -> RandomMask:
+        """The distribution of layer ``name``'s random mask Z (drop rate must be > 0)."""
+        layer = self.layers[name]
+        return RandomMask(layer.weight_mask, 1.0 - self.drop_rates[name], layer.weight.dtype,
+                          index=layer.active_index())
+
+    def sample_masks(self, num_samples: int | None = None) -> dict[str, torch.Tensor]:
+        """Only the random-mask sites: layer name -> Z (``(S, *w)`` in a ``samples`` plate).
+
+        The program prediction runs with the point-mass guide (whose weights are the
+        parameters themselves), and what the fast training step draws Z with.
+        """
+        plate = (nullcontext() if num_samples is None
+                 else pyro.plate("samples", num_samples, dim=-1))
+        with plate:
+            return {name: pyro.sample(mask_site(name), self.mask_distribution(name))
+                    for name, p in self.drop_rates.items() if p > 0}
+
+    def mask_factors(self, zs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``where(M, Z / (1 - p), 1)`` per layer for masks ``zs`` (any leading dims).
+
+        Built as ones with the active entries scattered in (gather, divide and scatter
+        ``nnz`` entries, not three passes over every weight).
+        """
+        out = {}
+        for name, z in zs.items():
+            layer = self.layers[name]
+            idx, k = layer.active_index(), layer.weight_mask.dim()
+            flat = z.reshape(*z.shape[:z.dim() - k], -1)
+            f = torch.ones_like(flat)
+            f.index_copy_(-1, idx, flat.index_select(-1, idx) / (1.0 - self.drop_rates[name]))
+            out[name] = f.view(z.shape)
+        return out
+
+    def forward_masked(self, x: torch.Tensor, zs: dict[str, torch.Tensor],
+                       factors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Network output with the parameters as weights and masks ``zs`` applied in the layers.
+
+        ``zs`` of shape ``(S, *w)`` give ``(S, N, ...)`` in one stacked pass; plain ``(*w)``
+        give ``(N, ...)``. ``factors``: precomputed :meth:`mask_factors` of ``zs``.
+        """
+        factors = self.mask_factors(zs) if factors is None else factors
+        s = next((f.shape[0] for n, f in factors.items()
+                  if f.dim() > self.layers[n].weight_mask.dim()), None)
+        with weight_factors(self.layers, factors):
+            if s is None:
+                return self.net(x)
+            flat = x.unsqueeze(0).expand(s, *x.shape).reshape(s * x.shape[0], *x.shape[1:])
+            out = self.net(flat)
+        return out.reshape(s, x.shape[0], *out.shape[1:])
+
     def sample_weights(self) -> dict[str, torch.Tensor]:
         """Draw Z and the weight site of every masked layer; return the weights the net uses.
 
@@ -133,10 +235,7 @@ class SparseBNN(nn.Module):
             zero = torch.zeros((), device=m.device, dtype=layer.weight.dtype)
             keep, factor = m, None
             if p > 0:
-                z = pyro.sample(
-                    mask_site(name),
-                    dist.Bernoulli(probs=zero + (1.0 - p)).expand(m.shape).mask(False).to_event(k),
-                )
+                z = pyro.sample(mask_site(name), self.mask_distribution(name))
                 keep = m & z.bool()
                 factor = torch.where(m, z / (1.0 - p), torch.ones_like(z))
             w = pyro.sample(

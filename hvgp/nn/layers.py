@@ -10,9 +10,18 @@ sampled weights back into the network with :func:`torch.func.functional_call`.
 A layer also accepts a *batch* of weights with leading sample dimensions (shape
 ``(S, ..., *weight_shape)``), its input then being ``(S * N, ...)``: this is how predictions
 over S random masks run as one vectorised pass rather than a Python loop.
+
+A layer can also multiply its weight by a *factor* inside ``forward`` (``weight_factor``),
+or use a given tensor instead of it (``weight_override``), both set for one block by
+:func:`weight_factors`: the random mask's ``Z / (1 - p)`` is applied this way by the fast
+training step and by prediction, without swapping parameters through ``functional_call``;
+a stacked ``(S, *weight_shape)`` tensor gives the stacked pass above.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +34,7 @@ __all__ = [
     "MaskedLinear",
     "masked_layers",
     "to_masked",
+    "weight_factors",
 ]
 
 
@@ -33,10 +43,36 @@ class MaskedLayer:
 
     weight: torch.Tensor
     weight_mask: torch.Tensor
+    #: multiplies the weight inside ``forward`` while set (see :func:`weight_factors`)
+    weight_factor: torch.Tensor | None = None
 
     def _init_mask(self) -> None:
         mask = torch.ones(self.weight.shape, dtype=torch.bool, device=self.weight.device)
         self.register_buffer("weight_mask", mask)  # type: ignore[attr-defined]
+
+    #: replaces the weight inside ``forward`` while set (see :func:`weight_factors`)
+    weight_override: torch.Tensor | None = None
+
+    def _used_weight(self) -> torch.Tensor:
+        """The weight ``forward`` uses: the parameter (times ``weight_factor`` when set), or
+        ``weight_override`` when set."""
+        if self.weight_override is not None:
+            return self.weight_override
+        f = self.weight_factor
+        return self.weight if f is None else self.weight * f
+
+    def active_index(self) -> torch.Tensor:
+        """Flat indices of the active weights (``weight_mask`` True), int64 on its device.
+
+        Cached until the mask tensor is replaced or changed in place (its version counter
+        moves; in-place changes through ``.data`` bypass it and are not seen).
+        """
+        m = self.weight_mask
+        cache = self.__dict__.get("_active_cache")
+        if cache is None or cache[0] is not m or cache[1] != m._version:
+            cache = (m, m._version, m.reshape(-1).nonzero().squeeze(1))
+            self.__dict__["_active_cache"] = cache
+        return cache[2]
 
     def _num_weight_samples(self, weight: torch.Tensor) -> int:
         """How many weight samples ``weight`` stacks (1 for the plain parameter)."""
@@ -68,15 +104,15 @@ class MaskedLinear(nn.Linear, MaskedLayer):
         self._init_mask()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
+        w = self._used_weight()
         s = self._num_weight_samples(w)
         if s == 1:
             return F.linear(x, w.reshape(self.weight_mask.shape), self.bias)
         xs = self._split_samples(x, s)  # (S, n, ..., in)
         flat = xs.reshape(s, -1, self.in_features)
-        out = torch.matmul(flat, w.reshape(s, self.out_features, self.in_features).transpose(1, 2))
-        if self.bias is not None:
-            out = out + self.bias
+        wt = w.reshape(s, self.out_features, self.in_features).transpose(1, 2)
+        out = (torch.matmul(flat, wt) if self.bias is None
+               else torch.baddbmm(self.bias.view(1, 1, -1), flat, wt))  # bias fused in
         return out.reshape(x.shape[:-1] + (self.out_features,))
 
 
@@ -86,7 +122,7 @@ class _MaskedConvNd(MaskedLayer):
     _conv = staticmethod(F.conv2d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        w = self.weight
+        w = self._used_weight()
         s = self._num_weight_samples(w)
         if s == 1:
             return self._conv_forward(x, w.reshape(self.weight_mask.shape), self.bias)
@@ -128,6 +164,26 @@ class MaskedConv2d(_MaskedConvNd, nn.Conv2d):
 def masked_layers(net: nn.Module) -> dict[str, MaskedLayer]:
     """All masked layers of ``net`` by qualified module name (the Pyro site prefix)."""
     return {name: m for name, m in net.named_modules() if isinstance(m, MaskedLayer)}
+
+
+@contextmanager
+def weight_factors(layers: Mapping[str, MaskedLayer], factors: Mapping[str, torch.Tensor],
+                   replace: bool = False) -> Iterator[None]:
+    """Within the block, layer ``layers[name]`` multiplies its weight by ``factors[name]``
+    (``replace=True``: uses ``factors[name]`` as its weight; no gradient reaches the
+    parameter then).
+
+    Why: applying the random mask inside the layer costs one multiply, where swapping the
+    parameter for the product with ``functional_call`` costs a module walk per call.
+    """
+    attr = "weight_override" if replace else "weight_factor"
+    try:
+        for name, f in factors.items():
+            setattr(layers[name], attr, f)
+        yield
+    finally:
+        for name in factors:
+            setattr(layers[name], attr, None)
 
 
 _CONVERT = {nn.Linear: MaskedLinear, nn.Conv1d: MaskedConv1d, nn.Conv2d: MaskedConv2d}
