@@ -21,6 +21,7 @@ def test_demo_prints_a_table_and_writes_the_reliability_grid(
     assert "ECE CigL − RigL = " in out and "95 % CI" in out and "2 seeds" in out
     assert "% lower" not in out
     assert "floor" in out
+    assert "reliability diagrams (seed 0 of seeds 0-1)" in out  # which run the picture shows
     assert (tmp_path / "reliability.png").stat().st_size > 1000
     assert (tmp_path / "results.json").is_file()
     assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == {

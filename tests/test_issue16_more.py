@@ -159,3 +159,85 @@ def test_the_launcher_checks_flags_once_and_summarises_a_failed_rank(tmp_path: P
     assert 2 <= len(lines) <= 3, proc.stderr  # the rank(s) that failed, then the summary
     assert all("not a valid torch checkpoint" in line for line in lines[:-1])
     assert lines[-1].startswith("hvgp.distributed: failed: rank ")
+
+
+# ---- reliability pictures: nothing covers the bars -------------------------------------------
+def _probs(kind: str, n: int = 4000, c: int = 10, seed: int = 0):
+    """A confident accurate model (like the demo's), an under-confident or a poor one."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, c, (n,), generator=g)
+    scale = {"confident": 9.0, "under": 1.2, "poor": 2.0}[kind]
+    logits = torch.randn(n, c, generator=g)
+    hit = torch.rand(n, generator=g) < {"confident": 0.97, "under": 0.9, "poor": 0.3}[kind]
+    logits[torch.arange(n), torch.where(hit, labels, (labels + 1) % c)] += scale
+    return logits.softmax(-1), labels
+
+
+def _overlaps(fig) -> list[str]:
+    """Legends / texts of every axes drawn over a bar or a marker line of that axes."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    fig.draw_without_rendering()
+    r = fig._get_renderer()
+    found = []
+    for i, ax in enumerate(fig.axes):
+        boxes = [p.get_window_extent(r) for p in ax.patches
+                 if isinstance(p, Rectangle) and p.get_height() != 0 and p.get_width() != 0]
+        boxes += [ln.get_window_extent(r) for ln in ax.lines
+                  if isinstance(ln, Line2D) and len(set(ln.get_xdata())) == 1]  # axvlines
+        covers = [a for a in (ax.get_legend(), *ax.texts) if a is not None]
+        for a in covers:
+            box = a.get_window_extent(r)
+            found += [f"axes {i}: {type(a).__name__}" for b in boxes if box.overlaps(b)][:1]
+        if len(covers) == 2 and covers[0].get_window_extent(r).overlaps(
+                covers[1].get_window_extent(r)):
+            found.append(f"axes {i}: legend over the ECE text")
+    return found
+
+
+@pytest.mark.parametrize("kinds", [("confident",), ("confident", "under", "poor"),
+                                   ("under",), ("poor", "confident")])
+def test_legends_and_the_ece_cover_no_bars(kinds: tuple[str, ...]) -> None:
+    from hvgp.plots import reliability_diagram, reliability_grid
+
+    fig = reliability_grid({k: _probs(k, seed=i) for i, k in enumerate(kinds)})
+    assert _overlaps(fig) == []
+    probs, labels = _probs(kinds[0])
+    assert _overlaps(reliability_diagram(probs, labels).figure) == []
+
+
+def test_reliability_grid_takes_a_title() -> None:
+    from hvgp.plots import reliability_grid
+
+    fig = reliability_grid({"a": _probs("confident")}, title="seed 0 of 5")
+    assert fig.get_suptitle() == "seed 0 of 5"
+
+
+# ---- make demo: the reliability picture says which seed it shows -----------------------------
+def test_demo_reliability_picture_names_its_seed(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import hvgp.plots
+    from hvgp.demo import reliability_picture
+
+    seen: dict = {}
+    real = hvgp.plots.reliability_grid
+
+    def spy(results, path=None, title=None, **kw):
+        seen.update(keys=list(results), title=title)
+        return real(results, path=path, title=title, **kw)
+
+    monkeypatch.setattr(hvgp.plots, "reliability_grid", spy)
+    runs = [SimpleNamespace(config=SimpleNamespace(model=m, seed=s, data="mnist1d"),
+                            samples=_probs("confident", n=500, seed=s)[0],
+                            labels=_probs("confident", n=500, seed=s)[1])
+            for s in range(3) for m in ("cigl", "rigl")]
+    shown = reliability_picture(tmp_path / "r.png", runs, seed=0)
+    assert shown == "seed 0 of seeds 0-2"
+    assert seen["keys"] == ["cigl (seed 0)", "rigl (seed 0)"]
+    assert "seed 0 of seeds 0-2" in seen["title"] and "table averages" in seen["title"]
+    assert (tmp_path / "r.png").stat().st_size > 1000

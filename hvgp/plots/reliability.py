@@ -19,6 +19,75 @@ from hvgp.plots._common import new_figure, save
 
 __all__ = ["reliability_diagram", "confidence_hist", "grid_shape", "reliability_grid"]
 
+#: where a legend / the ECE label may go inside an axes, tried in this order
+_LEGEND_SPOTS = ("upper left", "upper center", "center left", "upper right", "center",
+                 "lower right", "lower center", "lower left", "center right")
+_TEXT_SPOTS = ((0.97, 0.03, "right", "bottom"), (0.03, 0.97, "left", "top"),
+               (0.5, 0.97, "center", "top"), (0.97, 0.97, "right", "top"),
+               *((x, y, ha, "top") for y in (0.88, 0.8, 0.72, 0.64, 0.56, 0.48, 0.4, 0.32)
+                 for x, ha in ((0.03, "left"), (0.5, "center"), (0.97, "right"))))
+
+
+def _obstacles(ax: Axes, renderer: Any) -> list[Any]:
+    """Display boxes of the bars and vertical marker lines a label must not cover."""
+    boxes = [p.get_window_extent(renderer) for p in ax.patches
+             if p.get_height() != 0 and p.get_width() != 0]  # type: ignore[attr-defined]
+    boxes += [ln.get_window_extent(renderer) for ln in ax.lines
+              if len(set(np.asarray(ln.get_xdata()).tolist())) == 1]
+    return boxes
+
+
+def _covered(box: Any, obstacles: list[Any]) -> float:
+    """Display area of ``box`` that lies over ``obstacles`` (0: covers nothing)."""
+    total = 0.0
+    for b in obstacles:
+        w = min(box.x1, b.x1) - max(box.x0, b.x0)
+        h = min(box.y1, b.y1) - max(box.y0, b.y0)
+        if w > 0 and h > 0:
+            total += max(w, 1.0) * max(h, 1.0)  # a hairline still counts
+    return total
+
+
+def _put_text(text: Any, spot: tuple[float, float, str, str]) -> None:
+    """Move ``text`` to an axes-fraction ``(x, y, ha, va)`` spot."""
+    text.set_position(spot[:2])
+    text.set_ha(spot[2])
+    text.set_va(spot[3])
+
+
+def _best(spots: tuple[Any, ...], put: Any, box: Any, obstacles: list[Any]) -> Any:
+    """The first spot covering nothing, else the least covered; ``put`` moves the artist."""
+    costs = []
+    for spot in spots:
+        put(spot)
+        cost = _covered(box(), obstacles)
+        if cost == 0:
+            return spot
+        costs.append(cost)
+    return spots[int(np.argmin(costs))]
+
+
+def keep_labels_clear(fig: Figure) -> None:
+    """Move every axes' legend and texts of ``fig`` to spots that cover no bar or marker line.
+
+    Why: a fixed corner hid the last bar (ECE label, lower right) of an accurate model and
+    the low-confidence bars of an under-confident one. Spots are tried in a fixed order after
+    the layout is done; where none is free, the least covered one is kept.
+    """
+    fig.draw_without_rendering()  # the final layout, so boxes are where they will be drawn
+    renderer = fig._get_renderer()  # type: ignore[attr-defined]
+    for ax in fig.axes:
+        obstacles = _obstacles(ax, renderer)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.set_loc(_best(_LEGEND_SPOTS, legend.set_loc,
+                                 lambda lg=legend: lg.get_window_extent(renderer), obstacles))
+            obstacles.append(legend.get_window_extent(renderer))
+        for text in ax.texts:
+            _put_text(text, _best(_TEXT_SPOTS, lambda spot, t=text: _put_text(t, spot),
+                                  lambda t=text: t.get_window_extent(renderer), obstacles))
+            obstacles.append(text.get_window_extent(renderer))
+
 
 def reliability_diagram(
     probs_or_samples: Any,
@@ -35,6 +104,7 @@ def reliability_diagram(
     is made with the top-label confidence histogram above the diagram (reach it via
     ``ax.figure``); pass ``hist_ax`` to draw that histogram on an axes of your own.
     """
+    own_figure = ax is None
     if ax is None:
         fig = new_figure(4.0, 5.0)
         hist_ax, ax = fig.subplots(2, 1, height_ratios=[1, 3], sharex=True)
@@ -60,6 +130,8 @@ def reliability_diagram(
         confidence_hist(probs_or_samples, labels, hist_ax, n_bins=n_bins, bins=bins)
     if title:
         (hist_ax if hist_ax is not None else ax).set_title(title)
+    if own_figure:
+        keep_labels_clear(ax.figure)
     return ax
 
 
@@ -105,15 +177,17 @@ def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
 
 def reliability_grid(
     results: dict[str, tuple[Any, Any]], path: str | Path | None = None, n_bins: int = 10,
-    max_cols: int = 4,
+    max_cols: int = 4, title: str | None = None,
 ) -> Figure:
     """Several methods in a grid: each a confidence histogram above its reliability diagram.
 
     Panels fill rows of at most ``max_cols`` (:func:`grid_shape`), in the order of
     ``results``; ``fig.axes`` lists every histogram, then every diagram, in that order.
+    Legends and ECE labels are placed where they cover no bar (:func:`keep_labels_clear`).
 
     :param results: ``{method name: (probs or PredictiveSamples, labels)}``.
     :param path: if given, the figure is also written there (.png, .svg or .pdf).
+    :param title: a line above the grid (e.g. which seed the panels show).
     """
     if not isinstance(results, dict) or not results:
         raise ValueError("results must be a non-empty dict {method: (probs, labels)}")
@@ -132,5 +206,8 @@ def reliability_grid(
         if c:
             ax.set_ylabel("")
             h.set_ylabel("")
+    if title:
+        fig.suptitle(title)
+    keep_labels_clear(fig)
     save(fig, path)
     return fig
