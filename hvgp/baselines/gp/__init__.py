@@ -13,6 +13,8 @@
   randomly masked ReLU MLP (what a CigL network approximates).
 - :class:`DKLClassifier` — deep kernel learning: SVGP on a network's last hidden features,
   trained jointly by the ELBO (registered as the network model ``dkl``).
+- :class:`SNGPClassifier` — SNGP: spectral-normalised network and a random-feature GP output
+  layer (:class:`RandomFeatureGP`) with a Laplace covariance (registered as ``sngp``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "effective_weight_var": "hvgp.baselines.gp.nngp",
     "GPEstimator": "hvgp.baselines.gp._common",
     "DKLClassifier": "hvgp.baselines.gp.dkl",
+    "SNGPClassifier": "hvgp.baselines.gp.sngp",
+    "RandomFeatureGP": "hvgp.baselines.gp.sngp",
 }
 
 __all__ = sorted(_EXPORTS)

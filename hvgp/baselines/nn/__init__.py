@@ -1,6 +1,7 @@
 """Neural baselines on the package's own SVI trainer and estimator (no second training loop).
 
-Dense, MC dropout, W-DP, label smoothing, mixup, temperature scaling and deep ensembles, each
+Dense, MC dropout, W-DP, label smoothing, mixup, temperature scaling, deep ensembles and
+last-layer Laplace (laplace-torch, on a RigL network), each
 with CigL's surface (``fit`` / ``predict`` / ``predict_loader`` / ``evaluate`` /
 ``sparsity``), each registered by name in :mod:`hvgp.registry` (``make_estimator`` builds
 one by name; ``ESTIMATORS`` lists the network and wrapper names).
@@ -12,6 +13,7 @@ from hvgp.baselines.nn._common import stack_samples
 from hvgp.baselines.nn.dense import WDP, Dense
 from hvgp.baselines.nn.dropout import DropoutBefore, MCDropout, add_mc_dropout
 from hvgp.baselines.nn.ensemble import DeepEnsemble
+from hvgp.baselines.nn.laplace_approx import LastLayerLaplace
 from hvgp.baselines.nn.mixup import Mixup, MixupLoader
 from hvgp.baselines.nn.smoothing import (
     LabelSmoothing,
@@ -29,6 +31,7 @@ __all__ = [
     "DropoutBefore",
     "LabelSmoothing",
     "LabelSmoothingLikelihood",
+    "LastLayerLaplace",
     "MCDropout",
     "Mixup",
     "MixupLoader",
