@@ -43,9 +43,19 @@ OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 ScheduleFactory = Callable[[torch.optim.Optimizer, int], Any]
 R = TypeVar("R", bound="_FromConfig")
 
-#: the released code's StepLR for WRN-22-2 (x0.5 every 30k steps of 250 epochs x 391 steps),
-#: as fractions of training: 0.307, 0.614, 0.921
-PAPER_MILESTONES: tuple[float, ...] = tuple(k * 30_000 / (250 * 391) for k in (1, 2, 3))
+#: the released code's StepLR for WRN-22-2 as fractions of training: x0.5 every 30 000 steps
+#: (``decay_frequency``, ``conf/specific/cifar10_wrn_22_2_masking.yaml``) of 250 epochs x 352
+#: steps (45 000 training images after its 10 % validation split, batch 128) = 88 000 steps,
+#: so at 0.341 and 0.682 (its ``end_when`` 65 918 is likewise 0.75 of the 88 000)
+PAPER_MILESTONES: tuple[float, ...] = (30_000 / 88_000, 60_000 / 88_000)
+
+
+def milestone_step(fraction: float, total_steps: int) -> int:
+    """The optimizer step at which a milestone ``fraction`` of ``total_steps`` falls
+    (floor, robust to the float error of e.g. ``30000 / 88000 * 88000``)."""
+    return int(math.floor(fraction * total_steps + 1e-9))
+
+
 #: the recipe ``CigL(net)``, ``RunConfig()`` and the CLI use when none is named
 DEFAULT_RECIPE = "paper"
 
@@ -193,12 +203,13 @@ class OptimRecipe(_FromConfig):
     def lr_factor(self, step: int, total_steps: int) -> float:
         """Learning rate at optimizer step ``step`` (0-based) over ``lr``: warm-up x shape.
 
-        ``multistep``: ``gamma ** #{m : step >= int(m * total_steps)}`` (StepLR's formula);
+        ``multistep``: ``gamma ** #{m : step >= milestone_step(m, total_steps)}`` (StepLR's);
         ``cosine``: ``(1 + cos(pi step / total)) / 2``; warm-up: ``min(1, (step + 1) / W)``
         with ``W = int(warmup * total_steps)``.
         """
         if self.schedule == "multistep":
-            shape = self.gamma ** sum(step >= int(m * total_steps) for m in self.milestones)
+            shape = self.gamma ** sum(step >= milestone_step(m, total_steps)
+                                      for m in self.milestones)
         elif self.schedule == "cosine":
             shape = 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
         else:
@@ -261,7 +272,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe("paper", "the released CigL code: StepLR x0.5 at 31/61/92 % of training, no decay "
+    Recipe("paper", "the released CigL code: StepLR x0.5 at 34 and 68 % of training, no decay "
            "on 1-D parameters, snapshots U*Z/(1-p) averaged",
            TopologyRecipe(), OptimRecipe(schedule="multistep", milestones=PAPER_MILESTONES,
                                          gamma=0.5, decay_1d=False),

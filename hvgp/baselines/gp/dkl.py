@@ -7,7 +7,8 @@ GP per class with a per-class ARD RBF kernel, softmax likelihood as in
 variational distribution are trained jointly by the variational ELBO, as in GPyTorch's DKL
 example, except that the GP layer has its own Adam (``gp_lr``): under the run's SGD at lr 0.1
 the variational parameters barely moved in a few epochs (MNIST-1D: 37 % after 4 epochs), while
-the network keeps the run's optimizer (SGD, Nesterov, cosine; weight decay on it only).
+the network keeps the run's optimizer (SGD, Nesterov, the recipe's schedule; weight decay
+on its tensors of 2+ dimensions only).
 
 ``sparsity > 0`` gives the feature extractor a static ERK mask (the run's allocation, no
 topology updates): a sparse deep kernel at the same non-zero count as the sparse networks.
@@ -28,6 +29,7 @@ import hvgp.infer.estimator  # noqa: F401  (CigL, RigL... register first: model 
 from hvgp.baselines.gp._common import class_labels, kmeans_inducing_points, make_kernel
 from hvgp.baselines.gp.svgp import SVGPModel, probs_from_latents, softmax_likelihood
 from hvgp.estimator import Estimator
+from hvgp.infer.recipes import decay_groups
 from hvgp.predict import PredictiveSamples
 from hvgp.registry import register_model
 from hvgp.utils import resolve_device, seed_everything
@@ -181,7 +183,7 @@ class DKLClassifier(Estimator):
         num_data = len(train_loader.dataset) if hasattr(train_loader, "dataset") else None
         elbo = gpytorch.mlls.VariationalELBO(lik, gp, num_data=num_data or 1)
         net_opt = self.optim.build_optimizer(
-            [{"params": list(self.net.parameters()), "weight_decay": self.optim.weight_decay}])
+            decay_groups(self.net.parameters(), self.optim.weight_decay, self.optim.decay_1d))
         gp_opt = torch.optim.Adam(list(gp.parameters()) + list(lik.parameters()), lr=self.gp_lr)
         steps = epochs * max(len(train_loader), 1) if hasattr(train_loader, "__len__") else None
         scheduler = self.optim.build_scheduler(net_opt, steps) if steps else None
