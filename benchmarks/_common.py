@@ -109,7 +109,8 @@ def scored_run(cfg: RunConfig, validation: bool = False, shift: bool = False,
     row = result.row()
     rec: dict[str, Any] = {k: row[k] for k in ("model", "data", "seed", "sparsity_target",
                                                "sparsity", "nonzero_params", "train_seconds")}
-    rec.update({k: float(result.metrics[k]) for k in METRICS})
+    rec.update({k: float(result.metrics[k]) for k in (*METRICS, *EVIDENCE)
+                if k in result.metrics})
     rec.update({k: float(v) for k, v in result.metrics.items() if k.startswith("shift_")})
     rec.update(arch=cfg.arch, width=cfg.width, drop_rate=cfg.drop_rate, epochs=cfg.epochs)
     if validation:

@@ -9,8 +9,17 @@ training data held out as the validation split. Steps:
 2. with the chosen p and T*: RigL (neither), random mask only (drop_rate=p, no averaging),
    averaging only (drop_rate=0, averaging from T*), both (CigL).
 
-Writes ``benchmarks/results/ablation_s<sparsity %>.{json,md}``.
+With ``--chosen P T`` step 1 is skipped: p and T* come from ``benchmarks/tune_cigl.py``
+(validation NLL, tuning seeds disjoint from the reported ones). ``--extra-drop-rates`` adds
+CigL and random-mask-only rows at further p (the 99 % study). ``--recipe`` trains with a named
+recipe (``hvgp.infer.recipes``; stored runs without one are the legacy recipe's).
+
+Writes ``benchmarks/results/ablation_s<sparsity %>[_<recipe>][_<arch>].{json,md}``.
 ``--resume`` skips runs already stored.
+
+    .venv/bin/python benchmarks/ablation.py --data mnist1d-large --val-fraction 0 \
+        --recipe paper --sparsity 0.99 --arch mlp --epochs 50 --chosen 0.05 0.8 \
+        --extra-drop-rates 0.001 0.005 0.01 --seeds 0 1 2 3 4      # the 99 % study
 
     G="--seeds 0 1 2 3 4 --drop-rates 0.005 0.01 0.05 0.1 0.2 --averaging-starts 0.6 0.8 0.9"
     .venv/bin/python benchmarks/ablation.py --sparsity 0.8 $G --resume  # ~30 min, 1 thread
@@ -41,7 +50,7 @@ def train(results: C.ResultFile, base: RunConfig, method: str, p: float, seed: i
     """
     t_star = base.averaging_start if t_star is None else t_star
     key = dict(method=method, drop_rate_p=p, seed=seed, epochs=base.epochs,
-               sparsity_target=base.sparsity, averaging_start=t_star)
+               sparsity_target=base.sparsity, averaging_start=t_star, recipe=base.recipe)
     old = results.find(**key)
     if old is not None:
         return old
@@ -65,7 +74,12 @@ def main() -> None:
     ap.add_argument("--drop-rates", type=float, nargs="+", default=[0.005, 0.01, 0.05, 0.1])
     ap.add_argument("--averaging-starts", type=float, nargs="+", default=[0.8],
                     help="T* values tried at the chosen p (fraction of the epochs)")
-    ap.add_argument("--select-by", choices=["val_ece", "val_nll"], default="val_ece")
+    ap.add_argument("--select-by", choices=["val_ece", "val_nll"], default="val_nll")
+    ap.add_argument("--chosen", type=float, nargs=2, metavar=("P", "T"), default=None,
+                    help="p and T* chosen elsewhere (tune_cigl.py): skip step 1")
+    ap.add_argument("--extra-drop-rates", type=float, nargs="*", default=[],
+                    help="further p for CigL and random-mask-only rows (e.g. 0.001 0.005)")
+    ap.add_argument("--recipe", default="legacy", choices=("paper", "legacy"))
     ap.add_argument("--sparsity", type=float, default=0.9)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--epochs", type=int, default=100)
@@ -80,7 +94,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None,
                     help="result path stem (default results/ablation_s<sparsity %%>)")
     args = ap.parse_args()
-    out = args.out or OUT.with_name(f"{OUT.name}_s{round(100 * args.sparsity)}")
+    tags = [f"s{round(100 * args.sparsity)}"] + [t for t in (
+        args.recipe if args.recipe != "legacy" else "", args.arch if args.arch != "cnn1d" else "")
+        if t]
+    out = args.out or OUT.with_name(f"{OUT.name}_{'_'.join(tags)}")
     if args.quick:
         args.epochs, args.seeds, args.drop_rates = 2, [0], [0.01, 0.1]
         out = Path("/tmp/hvgp_bench_quick/ablation")
@@ -89,8 +106,13 @@ def main() -> None:
     results = C.ResultFile(out.with_suffix(".json"), settings, resume=args.resume)
     for r in results.runs:  # runs stored before T* was recorded used RunConfig's default
         r.setdefault("averaging_start", RunConfig.averaging_start)
+        r.setdefault("recipe", "legacy")
     base = RunConfig(data=args.data, arch=args.arch, width=args.width, sparsity=args.sparsity,
-                     epochs=args.epochs, val_fraction=args.val_fraction, device=args.device)
+                     epochs=args.epochs, val_fraction=args.val_fraction, device=args.device,
+                     recipe=args.recipe)
+    if args.chosen is not None:
+        fixed_study(args, results, base, out)
+        return
 
     # 1. p on the validation split (at the default T*), then T* at that p
     crit = args.select_by
@@ -140,6 +162,52 @@ def main() -> None:
                  alternative=list(alt),
                  summary={m: {k: mean(runs, k) for k in ("val_ece", "ece", "accuracy", "nll",
                                                         "brier")} for m, runs in var.items()})
+    out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
+def fixed_study(args: argparse.Namespace, results: C.ResultFile, base: RunConfig,
+                out: Path) -> None:
+    """The four variants at the given (p, T*), then CigL / random mask only at further p;
+    every row paired against RigL by seed (ECE, NLL, accuracy)."""
+    from hvgp.metrics import paired_difference
+
+    p_star, t_star = args.chosen
+    rows: dict[str, list[dict[str, Any]]] = {
+        "RigL": [train(results, base, "RigL", 0.0, s) for s in args.seeds],
+        "averaging only": [train(results, base, "averaging only", 0.0, s, t_star)
+                           for s in args.seeds]}
+    for p in [p_star, *args.extra_drop_rates]:
+        rows[f"random mask only (p={p:g})"] = [train(results, base, "random mask only", p, s)
+                                              for s in args.seeds]
+        rows[f"CigL (p={p:g})"] = [train(results, base, "CigL", p, s, t_star)
+                                   for s in args.seeds]
+    lines = [f"### Ablation at {100 * args.sparsity:g} % sparsity, {args.arch}, recipe "
+             f"{args.recipe}, T* = {t_star:g} ({len(args.seeds)} seeds, {args.epochs} epochs; "
+             f"chosen p = {p_star:g})", "",
+             "| variant | test ECE (floor) | Δ ECE vs RigL | test acc (%) | Δ acc (points) "
+             "| test NLL | Δ NLL | val NLL |", "|---|---|---|---|---|---|---|---|"]
+    rig = rows["RigL"]
+    for name, runs in rows.items():
+        cells = []
+        for metric, scale, lower in (("ece", 1, True), ("accuracy", 100, False),
+                                     ("nll", 1, True)):
+            if name == "RigL" or len(args.seeds) < 2:
+                cells.append("–")
+                continue
+            d = paired_difference([r[metric] * scale for r in runs],
+                                  [r[metric] * scale for r in rig], seeds=args.seeds,
+                                  lower_is_better=lower, metric=metric, names=(name, "RigL"))
+            cells.append(d.cell())
+        floor = statistics.fmean(r.get("ece_floor", float("nan")) for r in runs)
+        lines.append(f"| {name} | {C.fmt([r['ece'] for r in runs])} ({floor:.4f}) | {cells[0]} "
+                     f"| {C.fmt([r['accuracy'] for r in runs], 2, 100)} | {cells[1]} "
+                     f"| {C.fmt([r['nll'] for r in runs], 3)} | {cells[2]} "
+                     f"| {C.fmt([r['val_nll'] for r in runs], 3)} |")
+    md = "\n".join(lines)
+    results.save(chosen_p=p_star, chosen_averaging_start=t_star,
+                 summary={m: {k: mean(runs, k) for k in ("ece", "accuracy", "nll", "val_nll")}
+                          for m, runs in rows.items()})
     out.with_suffix(".md").write_text(md + "\n")
     print(md)
 
