@@ -28,7 +28,8 @@ def config_of(rec: dict[str, Any], settings: dict[str, Any]) -> RunConfig:
     """The RunConfig a stored record was trained with (the sweep's shared settings + its own)."""
     base = RunConfig(device="cpu", lr=settings["lr"], weight_decay=settings["weight_decay"],
                      averaging_start=settings["averaging_start"],
-                     val_fraction=settings["val_fraction"])
+                     val_fraction=settings["val_fraction"],
+                     recipe=settings.get("recipe", "legacy"))  # runs before recipes: legacy
     data = rec["setting"].split("/")[0]
     return C.method_config(base, rec["method"], rec["drop_rate"], data=data, arch=rec["arch"],
                            width=rec["width"], sparsity=rec["sparsity_target"],
