@@ -12,6 +12,17 @@ momentum, no weight decay), as in the paper's code. One step is::
     optimizer.step() holding Z = 0 weights and their optimizer state fixed
     topology.apply_()           (weights outside M stay exactly 0)
     scheduler.step()
+
+The *fast* step (default where it is exact: :meth:`NegativeELBO.fast_exact`; see
+:mod:`hvgp.infer.objective`) does the same arithmetic with less around it: the loss from
+one network pass (Z applied inside the layers, fused cross-entropy), the Gaussian prior's
+value added analytically and its gradient ``lambda U`` on kept weights added right after
+``backward`` (so callbacks see the same gradients), and the held weights restored by index
+gather/scatter on the active weights. Z stays a Pyro site either way (``last_masks``,
+outer :class:`SiteRecorder` s). Any Pyro handler around the step (``condition``, ``trace``,
+``replay``, ...), another prior, guide or likelihood, an objective that is not a plain
+:class:`NegativeELBO`, or more than one distributed rank runs the generic step.
+``Trainer(fast=False)`` always runs the generic step; ``last_path`` says which one ran.
 """
 
 from __future__ import annotations
@@ -21,12 +32,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from pyro.poutine.messenger import Messenger
 
 from hvgp.infer.model import SparseBNN, mask_site
+from hvgp.infer.objective import FastTerms, NegativeELBO, SiteRecorder
 from hvgp.sparsity import SparseTopology
 
-__all__ = ["NonFiniteLossError", "SiteRecorder", "Trainer", "hold_dropped_step"]
+__all__ = ["NonFiniteLossError", "SiteRecorder", "Trainer", "hold_dropped_step",
+           "hold_dropped_step_indexed"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -39,19 +51,6 @@ class NonFiniteLossError(FloatingPointError):
             f"non-finite loss {loss} at step {step}; non-finite weights/gradients in: {where}. "
             "Training stopped; the last checkpoint (if any) was left untouched."
         )
-
-
-class SiteRecorder(Messenger):
-    """Records the values of the named sample sites (the random masks) as they are drawn."""
-
-    def __init__(self, names: Iterable[str]) -> None:
-        super().__init__()
-        self.names = set(names)
-        self.values: dict[str, torch.Tensor] = {}
-
-    def _postprocess_message(self, msg: dict[str, Any]) -> None:
-        if msg["type"] == "sample" and msg["name"] in self.names:
-            self.values[msg["name"]] = msg["value"]
 
 
 @torch.no_grad()
@@ -74,6 +73,48 @@ def hold_dropped_step(
         tensor.copy_(torch.where(dropped, old, tensor))
 
 
+@torch.no_grad()
+def hold_dropped_step_indexed(
+    optimizer: torch.optim.Optimizer,
+    held: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    dense: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+) -> None:
+    """:func:`hold_dropped_step` for ``(param, active index, kept)`` triples: the active
+    entries with ``kept`` False are held (the ``dense`` pairs as in :func:`hold_dropped_step`).
+
+    Cost on the CPU: a gather and a scatter of the held entries only; on other devices a
+    gather, ``where`` and scatter of the active entries (no host sync for the count).
+    """
+    restore: list[Any] = []
+    for param, index, kept in held:
+        state = optimizer.state.get(param, {})
+        tensors = [param, *(v for v in state.values()
+                            if torch.is_tensor(v) and v.shape == param.shape)]
+        if not all(t.is_contiguous() for t in tensors):
+            dropped = torch.zeros(param.numel(), dtype=torch.bool, device=param.device)
+            dropped[index[~kept]] = True
+            dense = [*dense, (param, dropped.view(param.shape))]
+            continue
+        if param.device.type == "cpu":
+            where = index[~kept]
+            restore += [(t.view(-1), where, None, t.view(-1).index_select(0, where))
+                        for t in tensors]
+        else:
+            restore += [(t.view(-1), index, kept, t.view(-1).index_select(0, index))
+                        for t in tensors]
+    saved = []
+    for param, dropped in dense:
+        state = optimizer.state.get(param, {})
+        moments = [v for v in state.values() if torch.is_tensor(v) and v.shape == param.shape]
+        saved += [(t, t.clone(), dropped) for t in (param, *moments)]
+    optimizer.step()
+    for flat, where, kept, old in restore:
+        new = old if kept is None else torch.where(kept, flat.index_select(0, where), old)
+        flat.index_copy_(0, where, new)
+    for tensor, old, dropped in saved:
+        tensor.copy_(torch.where(dropped, old, tensor))
+
+
 class Trainer:
     """Runs SVI epochs over a loader and calls the callbacks at fixed points.
 
@@ -83,7 +124,10 @@ class Trainer:
     :param scheduler: an LR scheduler stepped once per optimizer step.
     :param callbacks: :class:`~hvgp.infer.callbacks.Callback` objects, called in order.
     :param objective: ``objective(x, y) -> loss``, e.g.
-        :class:`~hvgp.infer.objective.NegativeELBO` (default: ``bnn.loss``).
+        :class:`~hvgp.infer.objective.NegativeELBO` (default: ``NegativeELBO(bnn)``, which
+        reads ``bnn.data_size`` at every call, as ``bnn.loss`` does).
+    :param fast: run the fast step where it is exact (see the module docstring);
+        ``False``: always the generic Pyro ELBO step.
     """
 
     def __init__(
@@ -94,9 +138,13 @@ class Trainer:
         scheduler: Any = None,
         callbacks: Sequence[Any] = (),
         objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        fast: bool = True,
     ) -> None:
         self.bnn, self.optimizer, self.topology = bnn, optimizer, topology
-        self.objective = objective if objective is not None else bnn.loss
+        self.objective = objective if objective is not None else NegativeELBO(bnn)
+        self.fast = bool(fast)
+        #: which step ran last: ``"fast"`` or ``"generic"`` (None before the first)
+        self.last_path: str | None = None
         self.scheduler = scheduler
         self.callbacks = list(callbacks)
         self.step = 0
@@ -145,28 +193,46 @@ class Trainer:
         self.bnn.train()
         self.optimizer.zero_grad(set_to_none=False)
         recorder = SiteRecorder(self.bnn.mask_sites)
+        objective = self.objective
+        terms: FastTerms | None = None
         try:
             with recorder:
-                loss = self.objective(x, y)
+                if self.fast and isinstance(objective, NegativeELBO) and objective.fast_exact():
+                    terms = objective.fast_terms(x, y)
+                    loss = terms.data
+                else:
+                    loss = objective(x, y)
         except ValueError as err:  # distribution validation rejects NaN logits before a loss
             bad = self._non_finite_layers(grads=False)
             if bad:
                 raise NonFiniteLossError(self.step, float("nan"), bad) from err
             raise
-        value = float(loss.detach())
+        self.last_path = "generic" if terms is None else "fast"
+        value = float(loss.detach() if terms is None else loss.detach() + terms.prior)
         self.last_masks = recorder.values
         if not math.isfinite(value):
             raise NonFiniteLossError(self.step, value, self._non_finite_layers(grads=False))
         loss.backward()
+        if terms is not None:
+            terms.add_prior_gradient(self.bnn.layers)
         self._emit("on_after_backward")
         if self.topology is not None:
             self.topology.mask_grads_()
-        held = []
+        dense, indexed = [], []
         for name, layer in self.bnn.layers.items():
             z = recorder.values.get(mask_site(name))
-            if z is not None:
-                held.append((layer.weight, layer.weight_mask & ~z.bool()))
-        hold_dropped_step(self.optimizer, held)
+            if z is None:
+                continue
+            draw = None if terms is None else terms.draws.get(name)
+            if draw is not None and draw[0] is z and z._version == draw[3] \
+                    and layer.active_index() is draw[1]:  # mask and Z as drawn: by index
+                indexed.append((layer.weight, draw[1], draw[2]))
+            else:
+                dense.append((layer.weight, layer.weight_mask & ~z.bool()))
+        if indexed:
+            hold_dropped_step_indexed(self.optimizer, indexed, dense)
+        else:
+            hold_dropped_step(self.optimizer, dense)
         if self.topology is not None:
             self.topology.apply_()
         if self.scheduler is not None:
