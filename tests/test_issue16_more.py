@@ -241,3 +241,69 @@ def test_demo_reliability_picture_names_its_seed(tmp_path: Path,
     assert seen["keys"] == ["cigl (seed 0)", "rigl (seed 0)"]
     assert "seed 0 of seeds 0-2" in seen["title"] and "table averages" in seen["title"]
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+# ---- rows whose fix is in files this change does not own -------------------------------------
+# Each test fails today; the fix is the diff in the #16 report. Strict xfail keeps the suite
+# green until it is applied, then XPASS fails the run: remove the marker with the diff.
+def _needs(path: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"needs the {path} change of the #16 report "
+                                                 "(remove this marker when it is applied)")
+
+
+@_needs("hvgp/cli.py")
+def test_sweep_seeds_mean_what_compare_seeds_mean() -> None:
+    from hvgp.cli import build_parser
+
+    p = build_parser()
+    try:
+        sweep = p.parse_args(["sweep", "--seeds", "0,1,2"]).seeds
+    except SystemExit:
+        pytest.fail("hvgp sweep refuses --seeds 0,1,2 (it takes a count, compare a list)")
+    assert sweep == p.parse_args(["compare", "--seeds", "0,1,2"]).seeds == [0, 1, 2]
+
+
+@_needs("hvgp/cli.py")
+def test_every_sweep_flag_has_help() -> None:
+    import argparse
+
+    from hvgp.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sweep = sub.choices["sweep"]
+    assert [a.dest for a in sweep._actions if a.option_strings and not a.help] == []
+
+
+def _fitted_cigl():
+    """A tiny CigL after weight averaging (random mask p = 0.2)."""
+    import torch
+    from _train_script import tiny_data, tiny_estimator
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    est = tiny_estimator("mlp", drop_rate=0.2)
+    return est.fit(DataLoader(tiny_data(), batch_size=16), 3), tiny_data().tensors[0][:12]
+
+
+@_needs("hvgp/infer/model.py")
+def test_pyro_predictive_parallel_works_on_the_program() -> None:
+    import pyro
+    import torch
+
+    est, x = _fitted_cigl()
+    pyro.set_rng_seed(0)
+    out = pyro.infer.Predictive(est.bnn.model, guide=est.bnn.guide, num_samples=8,
+                                parallel=True)(x)
+    assert out["obs"].shape == (8, 12)
+    z = next(v for k, v in out.items() if k.endswith("_z"))
+    assert z.shape[0] == 8 and not torch.equal(z[0], z[1])  # 8 different random masks
+
+
+@_needs("hvgp/infer/estimator.py")
+def test_the_averaged_program_has_a_name_and_is_what_predict_uses() -> None:
+    import torch
+
+    est, x = _fitted_cigl()
+    avg = est.averaged_bnn
+    assert avg.net is est.model_ and avg.net is not est.bnn.net
+    torch.testing.assert_close(avg.net(x).softmax(-1), est.predict(x).probs[0])
