@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         ("prediction", lambda: prediction(device, pred_cases, args.samples, pred_reps)),
     ]
     if not args.skip_tests:
-        sections.insert(0, ("cuda_tests", lambda: cuda_tests(tests, max(30.0, remaining()
-                                                                          * 0.5))))
+        sections.insert(0, ("cuda_tests", lambda: cuda_tests(tests, max(60.0, remaining()
+                                                                          - 120.0))))
     for name, run in sections:
         if remaining() <= 0:
             report["sections"][name] = {"skipped": "time budget spent", "ok": True}

@@ -191,7 +191,8 @@ def test_another_guide_runs_the_full_program() -> None:
     assert len(calls) == 1 + 3
 
 
-def test_no_random_mask_gives_copies_of_the_deterministic_prediction() -> None:
+def test_no_random_mask_gives_one_pass_per_sample() -> None:
+    """Without Z a deterministic net gives S equal samples, a random one (MC dropout) S draws."""
     torch.manual_seed(0)
     bnn = SparseBNN(build_model("mlp", (40,), 3, width=0.25), drop_rate=0.0).eval()
     x = torch.randn(4, 40)
@@ -199,3 +200,9 @@ def test_no_random_mask_gives_copies_of_the_deterministic_prediction() -> None:
     assert ps.probs.shape == (3, 4, 3)
     for i in range(3):
         torch.testing.assert_close(ps.probs[i], bnn.net(x).softmax(-1))
+    class AlwaysDropout(torch.nn.Module):
+        def forward(self, v: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.dropout(v, 0.5, training=True)
+
+    noisy = SparseBNN(torch.nn.Sequential(AlwaysDropout(), bnn.net), drop_rate=0.0)
+    assert float(predictive_samples(noisy, x, 3).probs.std(0).max()) > 0

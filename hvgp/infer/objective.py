@@ -17,7 +17,10 @@ Two ways to evaluate it, equal wherever the fast one runs (tests/test_infer_fast
   added analytically to the *value*; its gradient ``lambda U`` on kept weights
   (``lambda = 1 / (s^2 N)``) is added to the gradients by the trainer after ``backward``
   (:meth:`FastTerms.add_prior_gradient`), which costs one fused multiply-add per layer
-  instead of a masked ``log_prob`` over every weight and its backward.
+  instead of a masked ``log_prob`` over every weight and its backward. That gradient is
+  ``lambda U Z`` over the whole weight: exact because the weights outside M are exactly 0
+  (the topology's invariant: :class:`~hvgp.sparsity.SparseTopology` applies it when built
+  and the trainer after every step).
 """
 
 from __future__ import annotations

@@ -115,9 +115,8 @@ def _outputs(bnn: SparseBNN, x: torch.Tensor, num_samples: int | None,
             vectorize = choose_vectorize(bnn, x, num_samples)
         if type(bnn.guide) is not PointMassGuide:
             return _program_outputs(bnn, x, num_samples, vectorize, chunk)
-        if not bnn.mask_sites:  # nothing random: S copies of the deterministic output
-            out = _squeeze(bnn, bnn.net(x))
-            return out.unsqueeze(0).repeat(num_samples, *([1] * out.dim()))
+        if not bnn.mask_sites:  # no Z: S passes (the net may be random itself: MC dropout)
+            return torch.stack([_squeeze(bnn, bnn.net(x)) for _ in range(num_samples)])
         parts, draw = [], _mask_chunk(bnn, num_samples)
         for start in range(0, num_samples, draw):
             s = min(draw, num_samples - start)
