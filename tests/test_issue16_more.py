@@ -307,3 +307,19 @@ def test_the_averaged_program_has_a_name_and_is_what_predict_uses() -> None:
     avg = est.averaged_bnn
     assert avg.net is est.model_ and avg.net is not est.bnn.net
     torch.testing.assert_close(avg.net(x).softmax(-1), est.predict(x).probs[0])
+
+
+@pytest.mark.xfail(strict=True, reason="needs the notebooks/src change of the #16 report and "
+                                       "a full notebooks/build.py --execute (remove this marker)")
+def test_notebook_figures_are_readable() -> None:
+    """Figures at >= 100 dpi, and notebook 05's grid of panels without overlapping titles."""
+    import re
+
+    src = ROOT / "notebooks" / "src"
+    for path in sorted(src.glob("nb*.py")):
+        text = path.read_text()
+        dpis = [int(d) for d in re.findall(r"dpi[\"']?\s*[:=(]\s*(\d+)", text)]
+        dpis += [int(d) for d in re.findall(r"set_dpi\((\d+)\)", text)]
+        assert dpis and min(dpis) >= 100, f"{path.name}: figure dpi {dpis}"
+    nb05 = (src / "nb05_gp_baselines.py").read_text()
+    assert 'ax.set_title(f"{name}: {label}"' not in nb05  # one long title per panel overlapped
