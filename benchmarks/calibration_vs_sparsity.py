@@ -136,7 +136,8 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
             continue
         ptable, pnums = C.paired_sparsity_table(runs, st["sparsities"])
         if pnums:
-            table = f"{ptable}\n\nMeans ± std over seeds:\n\n{table}"
+            table = (f"{ptable}\n\n{acceptance_table(runs, st['sparsities'])}\n\n"
+                     f"Means ± std over seeds:\n\n{table}")
             paired[st["name"]] = pnums
         dense = C.select(runs, method="dense")
         note = ""
@@ -170,6 +171,36 @@ def report(args: argparse.Namespace, results: C.ResultFile) -> str:
     md = "\n".join(parts)
     OUT.with_suffix(".md").write_text(md + "\n")
     return md
+
+
+def acceptance_table(runs: list[dict[str, Any]], sparsities: list[float]) -> str:
+    """#14's goal per sparsity: CigL's excess ECE (ECE − floor) at most half of RigL's, the
+    paired ECE difference significant (p < 0.05), accuracy no lower than RigL − 0.3 points."""
+    import statistics
+
+    from hvgp.metrics import paired_difference
+
+    lines = ["| sparsity | RigL excess ECE | CigL excess ECE | ratio | Δ ECE paired p "
+             "| Δ accuracy (points) | goal met |", "|---|---|---|---|---|---|---|"]
+    for s in sparsities:
+        by = {m: {r["seed"]: r for r in C.select(runs, method=m, sparsity_target=s)
+                  if "ece_floor" in r} for m in ("RigL", "CigL")}
+        seeds = sorted(set(by["RigL"]) & set(by["CigL"]))
+        if len(seeds) < 2:
+            continue
+        ex = {m: statistics.fmean(by[m][k]["ece"] - by[m][k]["ece_floor"] for k in seeds)
+              for m in by}
+        d = paired_difference([by["CigL"][k]["ece"] for k in seeds],
+                              [by["RigL"][k]["ece"] for k in seeds], seeds=seeds)
+        acc = statistics.fmean(100 * (by["CigL"][k]["accuracy"] - by["RigL"][k]["accuracy"])
+                               for k in seeds)
+        ratio = ex["CigL"] / ex["RigL"] if ex["RigL"] > 0 else float("inf")
+        met = (ex["CigL"] <= 0.5 * ex["RigL"] and d.mean < 0 and d.t_p_value < 0.05
+               and acc >= -0.3)
+        lines.append(f"| {100 * s:g} % | {ex['RigL']:.4f} | {ex['CigL']:.4f} | {ratio:.2f} "
+                     f"| {d.t_p_value:.2g} ({d.mean:+.4f}) | {acc:+.2f} | "
+                     f"{'yes' if met else 'no'} | ")
+    return "\n".join(lines)
 
 
 def width_table(args: argparse.Namespace, results: C.ResultFile) -> str:
