@@ -1,28 +1,30 @@
 """Cost of CigL: per-step time and peak memory vs RigL, dense and plain torch; inference time.
 
-Training step (one batch of 128, topology updates excluded), six step functions built on
-the same network and batch: hvgp CigL / RigL / dense (the package's SVI step) and
-hand-written plain-torch loops for CigL / RigL / dense (the plain sparse loops are
-:mod:`step_overhead`'s, imported, not copied). Timings are *interleaved*: each repetition
-times a block of steps of every function in turn, so load changes on a shared machine hit
-all of them alike; the reported time is the median block. Ratios are taken within this one
-run. Peak memory: ``torch.cuda.max_memory_allocated`` on GPU; on CPU the peak of the live
-bytes reconstructed from the torch profiler's per-op allocations over one step (op
-granularity, above the memory already held before the step).
+Training step (topology updates excluded), six step functions built on the same network and
+batch: hvgp CigL / RigL / dense (the package's SVI step: the fast step of #17 where it is
+exact) and hand-written plain-torch loops for CigL / RigL / dense (the plain sparse loops
+are :mod:`step_overhead`'s, imported, not copied). Networks: the MLP and the 1-D CNN on
+MNIST-1D shapes (batch 128) and WRN-22-2 on 3x32x32 (batch 32; hvgp CigL / RigL and plain
+RigL only, fewer repetitions: a CPU step takes seconds). Timings are interleaved A/B within
+this process (:func:`step_overhead.interleaved_times`): each repetition times a block of
+steps of every function in turn, in a rotated order, so load changes on a shared machine
+hit all of them alike; a ratio is the median over repetitions of the per-repetition ratio,
+with quartiles and range, for wall and for process CPU time. Peak memory:
+``torch.cuda.max_memory_allocated`` on GPU; on CPU the peak of the live bytes reconstructed
+from the torch profiler's per-op allocations over one step (op granularity, above the
+memory already held before the step).
 
 Inference: the averaged sparse CigL model vs the dense model through ``predict`` (masked
 dense arithmetic, what the estimators use) and the CSR twin of the averaged model
 (:func:`hvgp.export.to_sparse`), at batch 1000, interleaved the same way.
 
-    .venv/bin/python benchmarks/overhead.py            # ~2 min on 1 thread
+    .venv/bin/python benchmarks/overhead.py            # a few minutes on 1 thread
     .venv/bin/python benchmarks/overhead.py --quick    # seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 import _common as C
 import torch
 import torch.nn.functional as F
-from step_overhead import hvgp_step_fn, plain_step_fn
+from step_overhead import fmt_ratio, hvgp_step_fn, interleaved_times, plain_step_fn, summary
 
 from hvgp.utils import resolve_device
 
@@ -67,20 +69,8 @@ def hvgp_dense_step_fn(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, w
 
 def interleaved(fns: dict[str, Step], device: torch.device, reps: int, block: int,
                 ) -> dict[str, float]:
-    """Median seconds per call of each function, timing blocks in turn (rep-major)."""
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            C.sync(device)
-            t0 = time.perf_counter()
-            for _ in range(block):
-                fn()
-            C.sync(device)
-            times[name].append((time.perf_counter() - t0) / block)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median wall seconds per call of each function, timing blocks in turn (rotated)."""
+    return summary(interleaved_times(fns, device, reps, block), {})["wall"]["seconds"]
 
 
 def peak_bytes(fn: Step, device: torch.device) -> int:
@@ -107,9 +97,22 @@ def peak_bytes(fn: Step, device: torch.device) -> int:
     return int(peak)
 
 
+TRAIN_PAIRS = {
+    "cigl_over_rigl": ("hvgp_cigl", "hvgp_rigl"),
+    "cigl_over_dense": ("hvgp_cigl", "hvgp_dense"),
+    "rigl_over_dense": ("hvgp_rigl", "hvgp_dense"),
+    "hvgp_over_plain_cigl": ("hvgp_cigl", "plain_cigl"),
+    "hvgp_over_plain_rigl": ("hvgp_rigl", "plain_rigl"),
+    "hvgp_over_plain_dense": ("hvgp_dense", "plain_dense"),
+    "hvgp_cigl_over_plain_rigl": ("hvgp_cigl", "plain_rigl"),
+}
+
+
 def training_costs(arch: str, shape: tuple[int, ...], batch: int, device: torch.device,
-                   reps: int, block: int, p: float, wd: float = 5e-4) -> dict[str, Any]:
-    """Per-step time and peak memory of the six step functions, with ratios."""
+                   reps: int, block: int, p: float, wd: float = 5e-4, full: bool = True,
+                   ) -> dict[str, Any]:
+    """Per-step time (wall and CPU, ratio spreads) and peak memory of the step functions
+    (``full=False``: hvgp CigL / RigL and plain RigL only)."""
     from hvgp.nn import build_model
 
     x = torch.randn(batch, *shape, device=device)
@@ -122,25 +125,24 @@ def training_costs(arch: str, shape: tuple[int, ...], batch: int, device: torch.
     fns = {
         "hvgp_cigl": hvgp_step_fn(net(), x, y, p, wd, device),
         "hvgp_rigl": hvgp_step_fn(net(), x, y, 0.0, wd, device),
-        "hvgp_dense": hvgp_dense_step_fn(net(), x, y, wd, device),
-        "plain_cigl": plain_step_fn(net(), x, y, p, wd, device),
         "plain_rigl": plain_step_fn(net(), x, y, 0.0, wd, device),
-        "plain_dense": plain_dense_step_fn(net(), x, y, wd),
     }
-    t = interleaved(fns, device, reps, block)
+    if full:
+        fns.update(hvgp_dense=hvgp_dense_step_fn(net(), x, y, wd, device),
+                   plain_cigl=plain_step_fn(net(), x, y, p, wd, device),
+                   plain_dense=plain_dense_step_fn(net(), x, y, wd))
+    pairs = {k: v for k, v in TRAIN_PAIRS.items() if v[0] in fns and v[1] in fns}
+    res = summary(interleaved_times(fns, device, reps, block), pairs)
     mem = {k: peak_bytes(fn, device) for k, fn in fns.items()}
-    ratios = {
-        "cigl_over_rigl": t["hvgp_cigl"] / t["hvgp_rigl"],
-        "cigl_over_dense": t["hvgp_cigl"] / t["hvgp_dense"],
-        "rigl_over_dense": t["hvgp_rigl"] / t["hvgp_dense"],
-        "hvgp_over_plain_cigl": t["hvgp_cigl"] / t["plain_cigl"],
-        "hvgp_over_plain_rigl": t["hvgp_rigl"] / t["plain_rigl"],
-        "hvgp_over_plain_dense": t["hvgp_dense"] / t["plain_dense"],
-        "mem_cigl_over_rigl": mem["hvgp_cigl"] / max(mem["hvgp_rigl"], 1),
-        "mem_cigl_over_dense": mem["hvgp_cigl"] / max(mem["hvgp_dense"], 1),
-        "mem_hvgp_cigl_over_plain_cigl": mem["hvgp_cigl"] / max(mem["plain_cigl"], 1),
-    }
-    return {"step_seconds": t, "peak_bytes": mem, "ratios": ratios}
+    res["peak_bytes"] = mem
+    res["memory_ratios"] = {"mem_cigl_over_rigl": mem["hvgp_cigl"] / max(mem["hvgp_rigl"], 1)}
+    if full:
+        res["memory_ratios"].update(
+            mem_cigl_over_dense=mem["hvgp_cigl"] / max(mem["hvgp_dense"], 1),
+            mem_hvgp_cigl_over_plain_cigl=mem["hvgp_cigl"] / max(mem["plain_cigl"], 1))
+    res["settings"] = {"batch": batch, "shape": list(shape), "reps": reps, "block": block,
+                       "drop_rate": p}
+    return res
 
 
 def inference_costs(device: torch.device, epochs: int, reps: int, block: int, p: float,
@@ -177,52 +179,58 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
     ap.add_argument("--block", type=int, default=10, help="steps per timed block")
+    ap.add_argument("--wrn-reps", type=int, default=4, help="repetitions for WRN-22-2")
     ap.add_argument("--drop-rate", type=float, default=0.01)
     ap.add_argument("--train-epochs", type=int, default=5,
                     help="epochs for the models whose inference is timed")
-    ap.add_argument("--big", action="store_true", help="also WRN-22-2 on 3x32x32 (GPU)")
+    ap.add_argument("--no-wrn", action="store_true", help="skip WRN-22-2 (3x32x32, batch 32)")
+    ap.add_argument("--no-inference", action="store_true", help="skip the inference part")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     out = OUT
     if args.quick:
-        args.reps, args.block, args.train_epochs = 3, 2, 1
+        args.reps, args.block, args.train_epochs, args.wrn_reps = 3, 2, 1, 2
         out = Path("/tmp/hvgp_bench_quick/overhead")
     C.setup_threads(args.threads)
     device = resolve_device(args.device)
     if device.type != "cpu" and not args.quick:
         out = out.with_name(f"overhead_{device.type}")
-    cases = [("cnn1d", (40,)), ("mlp", (40,))]
-    if args.big:
-        cases.append(("wrn-22-2", (3, 32, 32)))
+    cases = [("cnn1d", (40,), 128, args.reps, args.block, True),
+             ("mlp", (40,), 128, args.reps, args.block, True)]
+    if not args.no_wrn:
+        cases.append(("wrn-22-2", (3, 32, 32), 32 if not args.quick else 2, args.wrn_reps, 1,
+                      False))
     res = C.ResultFile(out.with_suffix(".json"), vars(args).copy(), resume=False)
-    lines = ["| arch | hvgp CigL ms | hvgp RigL ms | hvgp dense ms | plain CigL ms | plain RigL ms "
-             "| plain dense ms | CigL/RigL | CigL/dense | hvgp/plain (CigL) | peak MiB CigL "
-             "/ RigL / dense (plain CigL) |", "|" + "---|" * 11]
+    lines = ["Step time: medians over interleaved repetitions, ms (wall); ratios: median "
+             "[q25, q75] of the per-repetition ratios, wall time (CPU time in the JSON).", "",
+             "| arch | batch | hvgp CigL ms | hvgp RigL ms | plain RigL ms | CigL/RigL "
+             "| hvgp RigL / plain RigL | CigL/RigL (CPU time) | peak MiB CigL / RigL |",
+             "|" + "---|" * 9]
     training = {}
-    for arch, shape in cases:
-        r = training_costs(arch, shape, 128, device, args.reps, args.block, args.drop_rate)
+    for arch, shape, batch, reps, block, full in cases:
+        r = training_costs(arch, shape, batch, device, reps, block, args.drop_rate, full=full)
         training[arch] = r
-        t, m, q = r["step_seconds"], r["peak_bytes"], r["ratios"]
-        mib = [m[k] / 2**20 for k in ("hvgp_cigl", "hvgp_rigl", "hvgp_dense", "plain_cigl")]
+        t, q, m = r["wall"]["seconds"], r["wall"]["ratios"], r["peak_bytes"]
         lines.append(
-            f"| {arch} | {1e3 * t['hvgp_cigl']:.2f} | {1e3 * t['hvgp_rigl']:.2f} "
-            f"| {1e3 * t['hvgp_dense']:.2f} | {1e3 * t['plain_cigl']:.2f} "
-            f"| {1e3 * t['plain_rigl']:.2f} | {1e3 * t['plain_dense']:.2f} "
-            f"| {q['cigl_over_rigl']:.2f} | {q['cigl_over_dense']:.2f} "
-            f"| {q['hvgp_over_plain_cigl']:.2f} "
-            f"| {mib[0]:.2f} / {mib[1]:.2f} / {mib[2]:.2f} ({mib[3]:.2f}) |")
+            f"| {arch} | {batch} | {1e3 * t['hvgp_cigl']:.2f} | {1e3 * t['hvgp_rigl']:.2f} "
+            f"| {1e3 * t['plain_rigl']:.2f} | {fmt_ratio(q['cigl_over_rigl'])} "
+            f"| {fmt_ratio(q['hvgp_over_plain_rigl'])} "
+            f"| {fmt_ratio(r['cpu']['ratios']['cigl_over_rigl'])} "
+            f"| {m['hvgp_cigl'] / 2**20:.2f} / {m['hvgp_rigl'] / 2**20:.2f} |")
         print(lines[-1], flush=True)
-    inf = inference_costs(device, args.train_epochs, args.reps, args.block, args.drop_rate)
-    s = inf["seconds"]
-    lines += ["", f"Inference, MNIST-1D CNN, batch {inf['batch']} "
-              f"(averaged CigL model at sparsity {inf['sparsity_of_averaged_model']:.3f}):", "",
-              "| model | ms per batch | vs dense |", "|---|---|---|",
-              f"| dense | {1e3 * s['dense_predict']:.2f} | 1.00 |",
-              f"| CigL averaged (masked dense) | {1e3 * s['cigl_averaged_predict']:.2f} "
-              f"| {inf['ratios']['cigl_averaged_over_dense']:.2f} |",
-              f"| CigL averaged, CSR twin | {1e3 * s['cigl_csr_forward']:.2f} "
-              f"| {inf['ratios']['csr_over_dense']:.2f} |"]
+    inf = None
+    if not args.no_inference:
+        inf = inference_costs(device, args.train_epochs, args.reps, args.block, args.drop_rate)
+        s = inf["seconds"]
+        lines += ["", f"Inference, MNIST-1D CNN, batch {inf['batch']} "
+                  f"(averaged CigL model at sparsity {inf['sparsity_of_averaged_model']:.3f}):",
+                  "", "| model | ms per batch | vs dense |", "|---|---|---|",
+                  f"| dense | {1e3 * s['dense_predict']:.2f} | 1.00 |",
+                  f"| CigL averaged (masked dense) | {1e3 * s['cigl_averaged_predict']:.2f} "
+                  f"| {inf['ratios']['cigl_averaged_over_dense']:.2f} |",
+                  f"| CigL averaged, CSR twin | {1e3 * s['cigl_csr_forward']:.2f} "
+                  f"| {inf['ratios']['csr_over_dense']:.2f} |"]
     md = "\n".join(lines)
     res.save(device=str(device), training=training, inference=inf)
     out.with_suffix(".md").write_text(md + "\n")
