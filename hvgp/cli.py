@@ -23,7 +23,7 @@ _EPILOG = """examples:
   hvgp train --model cigl --data mnist1d --arch cnn1d --sparsity 0.9 --epochs 100 --out runs/cigl
   hvgp evaluate runs/cigl --shift
   hvgp compare --models cigl,rigl,dense --data mnist1d --seeds 0,1,2 --out runs/compare
-  hvgp sweep --models cigl,rigl --sparsity 0.8,0.9,0.95,0.99 --seeds 3 --out runs/sweep
+  hvgp sweep --models cigl,rigl --sparsity 0.8,0.9,0.95,0.99 --seeds 0,1,2 --out runs/sweep
   hvgp tune --data mnist1d-large --arch mlp --epochs 50 --out runs/tune
   hvgp train --config runs/tune/chosen.toml --seed 0 --out runs/tuned
   hvgp list
@@ -127,10 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="models x sparsities x seeds; ECE-vs-sparsity plot")
     _add_run_options(p, skip=("model", "seed", "sparsity"))
-    p.add_argument("--models", type=_csv(str), default=["cigl", "rigl"])
+    p.add_argument("--models", type=_csv(str), default=["cigl", "rigl"],
+                   help="comma-separated models (default: cigl,rigl)")
     p.add_argument("--sparsity", dest="sparsities", type=_csv(float),
                    default=[0.8, 0.9, 0.95, 0.99], help="comma-separated sparsities")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
+    p.add_argument("--seeds", type=_csv(int), default=[0, 1, 2],
+                   help="comma-separated seeds, as in compare (default: 0,1,2)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for one compare folder per sparsity, sweep.json and the plot")
     p.add_argument("--overwrite", action="store_true",
@@ -218,9 +220,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from hvgp.experiment import compare, plan_compare, summarize
 
     base = _config(args, options=False)
-    seeds = list(range(args.seeds))
-    if args.seeds < 1 or not args.sparsities:
-        raise ValueError("sweep needs --seeds >= 1 and at least one --sparsity")
+    seeds = list(args.seeds)
+    if not seeds or not args.sparsities:
+        raise ValueError("sweep needs at least one --seeds and one --sparsity")
     overrides = _per_model(args, args.models)
     grid = {s: (base.updated(sparsity=s), None if args.out is None else
                 args.out / f"sparsity-{s}") for s in args.sparsities}

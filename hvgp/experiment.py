@@ -126,8 +126,9 @@ def build_estimator(cfg: RunConfig, info: Any, progress: bool = False,
     from hvgp.nn import build_model
 
     spec = get_model(cfg.model)
-    kw: dict[str, Any] = dict(device=cfg.device, seed=cfg.seed, progress=progress,
-                              **cfg.options())
+    label = f"{cfg.model} seed {cfg.seed} sparsity {cfg.sparsity:.0%}"  # says what runs
+    kw: dict[str, Any] = dict(device=cfg.device, seed=cfg.seed,
+                              progress=label if progress else False, **cfg.options())
     if spec.kind == "gp":
         if info.task == "classification":
             kw["num_classes"] = info.num_classes

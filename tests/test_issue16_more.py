@@ -251,7 +251,6 @@ def _needs(path: str) -> pytest.MarkDecorator:
                                                  "(remove this marker when it is applied)")
 
 
-@_needs("hvgp/cli.py")
 def test_sweep_seeds_mean_what_compare_seeds_mean() -> None:
     from hvgp.cli import build_parser
 
@@ -263,7 +262,6 @@ def test_sweep_seeds_mean_what_compare_seeds_mean() -> None:
     assert sweep == p.parse_args(["compare", "--seeds", "0,1,2"]).seeds == [0, 1, 2]
 
 
-@_needs("hvgp/cli.py")
 def test_every_sweep_flag_has_help() -> None:
     import argparse
 
@@ -285,7 +283,6 @@ def _fitted_cigl():
     return est.fit(DataLoader(tiny_data(), batch_size=16), 3), tiny_data().tensors[0][:12]
 
 
-@_needs("hvgp/infer/model.py")
 def test_pyro_predictive_parallel_works_on_the_program() -> None:
     import pyro
     import torch
@@ -299,7 +296,6 @@ def test_pyro_predictive_parallel_works_on_the_program() -> None:
     assert z.shape[0] == 8 and not torch.equal(z[0], z[1])  # 8 different random masks
 
 
-@_needs("hvgp/infer/estimator.py")
 def test_the_averaged_program_has_a_name_and_is_what_predict_uses() -> None:
     import torch
 

@@ -97,8 +97,6 @@ def test_self_contained_python_block_runs(index: int, scratch_registry: None,
     exec(compile(code, f"README.md[python block {index}]", "exec"), {})
 
 
-@pytest.mark.xfail(strict=True, reason="needs the README GP snippet of the #16 report "
-                                        "(remove this marker when it is applied)")
 def test_the_gp_snippet_defines_its_data() -> None:
     """Issue #16: the GP snippet used ``x_train`` without defining it."""
     gp = [code for code in PY if "SVGPClassifier(" in code]

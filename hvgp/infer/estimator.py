@@ -111,7 +111,8 @@ class CigL(Estimator):
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``.
     :param checkpoint: shortcut for a :class:`~hvgp.infer.callbacks.Checkpoint` callback
         every ``checkpoint_every`` epochs (atomic); ``fit(..., resume=path)`` continues it.
-    :param progress: shortcut for a :class:`~hvgp.infer.callbacks.ProgressBar` callback.
+    :param progress: shortcut for a :class:`~hvgp.infer.callbacks.ProgressBar` callback (a
+        string is its label).
     :param callbacks: further callbacks, called after the built-in ones.
     :param posterior: ``"point"`` (the averaged weights; only Z is random) or ``"swag"``
         (:mod:`hvgp.infer.swag`: the averaging also keeps the second moment and
@@ -140,7 +141,7 @@ class CigL(Estimator):
         seed: int = 0,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 1,
-        progress: bool = False,
+        progress: bool | str = False,
         callbacks: Iterable[Callback] = (),
         posterior: str = "point",
         swag_rank: int = 10,
@@ -236,8 +237,9 @@ class CigL(Estimator):
         if self.checkpoint_path is not None:
             callbacks.append(Checkpoint(self.checkpoint_path, self.checkpoint_every,
                                         extra={"config": self.config}))
-        if self.progress:
-            callbacks.append(ProgressBar(total))
+        if self.progress:  # a string progress is the bar's label (e.g. "cigl seed 0 90%")
+            label = self.progress if isinstance(self.progress, str) else "train"
+            callbacks.append(ProgressBar(total, desc=label))
         return callbacks + self.user_callbacks, averager
 
     def fit(
@@ -333,6 +335,12 @@ class CigL(Estimator):
     def prediction_nets(self) -> list[nn.Module]:
         return [self.model_]
 
+    @property
+    def averaged_bnn(self) -> SparseBNN:
+        """The Pyro program of the network ``predict`` uses: the averaged weights once
+        averaging ran (``bnn`` is the *current*, last-step network), else ``bnn`` itself."""
+        return self._bnn_for(current=False)
+
     def _bnn_for(self, current: bool) -> SparseBNN:
         if current or self.averaged_ is None:
             return self.bnn
@@ -348,7 +356,9 @@ class CigL(Estimator):
         posterior: str | None = None,
     ) -> PredictiveSamples:
         """Predictive samples at ``x``: deterministic (``num_samples=None``, S = 1) or
-        ``num_samples`` draws of the random mask Z (vectorised) and, with the SWAG
+        ``num_samples`` draws of the random mask Z (looped or vectorised, whichever
+        :func:`~hvgp.infer.predictive.choose_vectorize` picks; ``vectorize=`` forces one) and,
+        with the SWAG
         posterior, of the weights (the same S weight samples for every call).
 
         :param current: use the current (not averaged) weights (no SWAG sampling).

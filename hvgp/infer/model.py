@@ -242,6 +242,8 @@ class SparseBNN(nn.Module):
                 weight_site(name),
                 self.prior.distribution(name, m.shape, zero).mask(keep).to_event(k),
             )
+            if w.dim() == k + 1:  # Predictive(parallel=True) conditions w as (S, *w): the
+                w = w.unsqueeze(1)  # samples plate is at dim -2, so make it (S, 1, *w)
             used[weight_site(name)] = w if factor is None else w * factor
         return used
 
