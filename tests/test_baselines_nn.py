@@ -61,9 +61,13 @@ def _factory(info, width: float = 0.125):
     return lambda: build_model("mlp", info, width=width)
 
 
+#: estimators that train a RigL-sparse network (laplace: Laplace on a trained RigL)
+SPARSE = ("cigl", "rigl", "set", "static", "laplace")
+
+
 def _kw(name: str) -> dict:
     kw: dict = {"device": "cpu", "seed": 0, "lr": 0.1}
-    if name in ("cigl", "rigl", "set", "static"):
+    if name in SPARSE:
         kw.update(sparsity=0.5, delta_t=5)
     if name in ("ensemble", "ensemble-equal"):
         kw["num_members"] = 3
@@ -81,7 +85,7 @@ def test_each_estimator_beats_the_constant_class_frequency_predictor(name, moons
     trivial_nll = nll(freq.expand(len(y_test), 2), y_test)
     assert report["accuracy"] > trivial_acc + 0.25, report
     assert report["nll"] < trivial_nll - 0.25, (report, trivial_nll)
-    expected_sparsity = 0.5 if name in ("cigl", "rigl", "set", "static") else 0.0
+    expected_sparsity = 0.5 if name in SPARSE else 0.0
     assert est.sparsity() == pytest.approx(expected_sparsity, abs=0.01)
 
 
@@ -262,6 +266,8 @@ def test_mixup_loader_mixes_pairs_of_inputs_and_their_one_hot_labels() -> None:
 
 def test_registry_maps_names_to_estimators_and_lists_names_on_error() -> None:
     from hvgp.baselines.gp.dkl import DKLClassifier  # here: importing it registers it first
+    from hvgp.baselines.gp.sngp import SNGPClassifier
+    from hvgp.baselines.nn.laplace_approx import LastLayerLaplace
 
     def net():
         return build_model("mlp", (3,), 2, width=0.1)
@@ -271,6 +277,7 @@ def test_registry_maps_names_to_estimators_and_lists_names_on_error() -> None:
         "mc-dropout": MCDropout, "wdp": WDP, "label-smoothing": LabelSmoothing,
         "mixup": Mixup, "temperature": TemperatureScaled, "ensemble": DeepEnsemble,
         "ensemble-equal": EqualNonzeroEnsemble, "dkl": DKLClassifier,
+        "sngp": SNGPClassifier, "laplace": LastLayerLaplace,
     }
     assert set(ESTIMATORS) == set(expected)
     for name, cls in expected.items():
