@@ -147,27 +147,32 @@ def tune(build: Builder, train_loader: Any, val_loader: Any, epochs: int,
          grid: Mapping[str, Iterable[Any]] | None = None, seeds: Sequence[int] = (100, 101),
          select_by: str = "val_nll", progress: bool = True,
          loaders: Callable[[int], tuple[Any, Any]] | None = None,
-         start_key: str = "average_start") -> TuneResult:
+         start_key: str = "average_start", t_end: float | None = None) -> TuneResult:
     """Train ``build(params, seed)`` at every grid point and seed; choose by ``select_by``.
 
     :param build: an unfitted CigL-like estimator for a grid point and a seed.
     :param train_loader, val_loader: the data (``loaders(seed)`` overrides them per seed).
     :param grid: parameter -> values (default :data:`DEFAULT_GRID`).
     :param start_key: the grid key that is the averaging start (its runs may be shared).
+    :param t_end: the builder's topology ``t_end`` (default
+        :class:`~hvgp.infer.recipes.TopologyRecipe`'s) unless the grid has a ``t_end`` axis:
+        only starts at or after it share a run.
     """
     seeds = _check_common(seeds, select_by, epochs)
     grid = check_grid(grid, list(DEFAULT_GRID if grid is None else grid))
     if val_loader is None and loaders is None:
         raise ValueError("tune needs a validation loader (the test split is never used)")
     result = TuneResult(grid, seeds, select_by)
-    jobs = _jobs(grid, seeds, start_key)
+    jobs = _jobs(grid, seeds, start_key, t_end)
     from tqdm.auto import tqdm
 
     bar = tqdm(jobs, desc="tune", disable=not progress, leave=False)
+    shuffles: dict[int, dict[str, Any]] = {}
     for params, starts, seed in bar:
         shown = ", ".join(f"{k}={v:g}" for k, v in params.items())
         bar.set_description(f"tune {shown} seed {seed}")
         train, val = (train_loader, val_loader) if loaders is None else loaders(seed)
+        _rewind(train, shuffles)
         est = build(dict(params), seed)
         extras = _extra_averagers(est, starts[1:], epochs, start_key in params)
         est.user_callbacks += list(extras.values())
@@ -180,16 +185,28 @@ def tune(build: Builder, train_loader: Any, val_loader: Any, epochs: int,
     return result
 
 
-def _jobs(grid: dict[str, list[Any]], seeds: list[int], start_key: str
-          ) -> list[tuple[dict[str, Any], list[Any], int]]:
+def _rewind(loader: Any, saved: dict[int, dict[str, Any]]) -> None:
+    """Reset ``loader``'s shuffle generators to their state when tuning first met it, so every
+    trial sees the batches a standalone fit on a fresh loader would (not the order left over
+    by the previous trial)."""
+    from hvgp.infer.callbacks import loader_generators
+
+    gens = loader_generators(loader)
+    first = saved.setdefault(id(loader), {k: g.get_state() for k, g in gens.items()})
+    for key, gen in gens.items():
+        gen.set_state(first[key])
+
+
+def _jobs(grid: dict[str, list[Any]], seeds: list[int], start_key: str,
+          t_end: float | None = None) -> list[tuple[dict[str, Any], list[Any], int]]:
     """(params without the shared start, starts sharing the run, seed) per training run.
 
-    Starts at or after ``t_end`` share a run (see the module docstring); the caller's builder
-    decides ``t_end``, so the split uses the conservative default of the grid's own
-    ``t_end`` axis or :class:`~hvgp.infer.recipes.TopologyRecipe`'s.
+    Starts at or after ``t_end`` share a run (see the module docstring): the grid's own
+    ``t_end`` axis, else ``t_end``, else :class:`~hvgp.infer.recipes.TopologyRecipe`'s.
     """
     from hvgp.infer.recipes import TopologyRecipe
 
+    default_t_end = TopologyRecipe().t_end if t_end is None else float(t_end)
     rest = {k: v for k, v in grid.items() if k != start_key}
     starts = grid.get(start_key)
     out = []
@@ -198,9 +215,9 @@ def _jobs(grid: dict[str, list[Any]], seeds: list[int], start_key: str
             if starts is None:
                 out.append((params, [None], seed))
                 continue
-            t_end = params.get("t_end", TopologyRecipe().t_end)
-            late = sorted(s for s in starts if s >= t_end)
-            for s in (s for s in starts if s < t_end):
+            end = params.get("t_end", default_t_end)
+            late = sorted(s for s in starts if s >= end)
+            for s in (s for s in starts if s < end):
                 out.append(({**params, start_key: s}, [s], seed))
             if late:
                 out.append(({**params, start_key: late[0]}, late, seed))
@@ -277,7 +294,7 @@ def tune_config(cfg: Any, grid: Mapping[str, Iterable[Any]] | None = None,
         return build_estimator(cfg.updated(seed=seed, **params), cache[seed][2])
 
     result = tune(build, None, None, cfg.epochs, grid, seeds, select_by, progress,
-                  loaders=loaders, start_key="averaging_start")
+                  loaders=loaders, start_key="averaging_start", t_end=cfg.t_end)
     return result, cfg.updated(**result.best)
 
 

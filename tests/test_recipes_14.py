@@ -219,6 +219,27 @@ def test_a_shared_tuning_run_equals_the_standalone_runs() -> None:
     assert len({t["val_nll"] for t in res.trials}) == 2  # the two starts do differ
 
 
+def test_starts_before_a_later_t_end_are_not_shared() -> None:
+    """With ``t_end=0.95`` the mask still changes after T* = 0.75 / 0.9: two separate runs,
+    each equal to its own standalone run."""
+    from hvgp.tune import _jobs
+
+    assert len(_jobs({"average_start": [0.75, 0.9]}, [0], "average_start", 0.95)) == 2
+    assert len(_jobs({"average_start": [0.75, 0.9]}, [0], "average_start", None)) == 1
+    data, val = _loader(0), DataLoader(tiny_data(1), batch_size=32)
+
+    def net():
+        torch.manual_seed(0)
+        return build_model("mlp", (40,), 3, width=0.1)
+
+    res = CigL.tune(net, data, val, 8, grid={"average_start": [0.75, 0.9]}, seeds=[3],
+                    progress=False, sparsity=0.8, delta_t=2, t_end=0.95, drop_rate=0.1)
+    for trial in res.trials:
+        est = CigL(net(), 0.8, 0.1, seed=3, device="cpu", delta_t=2, t_end=0.95,
+                   average_start=trial["params"]["average_start"]).fit(_loader(0), epochs=8)
+        assert est.evaluate(val)["nll"] == pytest.approx(trial["val_nll"], rel=1e-6)
+
+
 def test_tune_refuses_bad_requests() -> None:
     data = _loader()
     with pytest.raises(TypeError, match="factory"):

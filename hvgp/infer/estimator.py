@@ -315,8 +315,10 @@ class CigL(Estimator):
         def build(params: dict[str, Any], seed: int) -> CigL:
             return cls(net(), seed=seed, **{**kw, **params})
 
+        topology = kw.get("topology") or get_recipe(kw.get("recipe") or DEFAULT_RECIPE).topology
+        t_end = kw.get("t_end", topology.t_end)  # starts after it may share a run
         return tune(build, train_loader, val_loader, epochs, grid or DEFAULT_GRID, seeds,
-                    select_by, progress)
+                    select_by, progress, t_end=t_end)
 
     def _set_swag(self, posterior: SWAGPosterior | None, loader: Any) -> None:
         """Install a SWAG posterior (and the loader its samples' BatchNorm is refitted on)."""
