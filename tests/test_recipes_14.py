@@ -202,20 +202,28 @@ def test_tune_never_reads_the_test_split_and_round_trips_through_config(
         == chosen
 
 
-def test_a_shared_tuning_run_equals_the_standalone_runs() -> None:
-    """Starts after t_end share a run; each start's score equals its own training run's."""
+def _tuned_vs_standalone(grid: dict, **kw):
+    """``CigL.tune`` on one seed; assert every trial's validation NLL equals a standalone
+    fit (fresh loader) at that trial's settings; returns the tuning result."""
     data, val = _loader(0), DataLoader(tiny_data(1), batch_size=32)
 
     def net():
         torch.manual_seed(0)
         return build_model("mlp", (40,), 3, width=0.1)
 
-    res = CigL.tune(net, data, val, 8, grid={"drop_rate": [0.1], "average_start": [0.75, 0.9]},
-                    seeds=[3], progress=False, sparsity=0.8, delta_t=2)
+    res = CigL.tune(net, data, val, 8, grid=grid, seeds=[3], progress=False, sparsity=0.8,
+                    delta_t=2, **kw)
     for trial in res.trials:
-        est = CigL(net(), 0.8, 0.1, seed=3, device="cpu", delta_t=2,
-                   average_start=trial["params"]["average_start"]).fit(_loader(0), epochs=8)
+        settings = {**kw, "drop_rate": 0.1, **trial["params"]}
+        est = CigL(net(), 0.8, seed=3, device="cpu", delta_t=2, **settings)
+        est.fit(_loader(0), epochs=8)
         assert est.evaluate(val)["nll"] == pytest.approx(trial["val_nll"], rel=1e-6)
+    return res
+
+
+def test_a_shared_tuning_run_equals_the_standalone_runs() -> None:
+    """Starts after t_end share a run; each start's score equals its own training run's."""
+    res = _tuned_vs_standalone(grid={"drop_rate": [0.1], "average_start": [0.75, 0.9]})
     assert len({t["val_nll"] for t in res.trials}) == 2  # the two starts do differ
 
 
@@ -226,18 +234,7 @@ def test_starts_before_a_later_t_end_are_not_shared() -> None:
 
     assert len(_jobs({"average_start": [0.75, 0.9]}, [0], "average_start", 0.95)) == 2
     assert len(_jobs({"average_start": [0.75, 0.9]}, [0], "average_start", None)) == 1
-    data, val = _loader(0), DataLoader(tiny_data(1), batch_size=32)
-
-    def net():
-        torch.manual_seed(0)
-        return build_model("mlp", (40,), 3, width=0.1)
-
-    res = CigL.tune(net, data, val, 8, grid={"average_start": [0.75, 0.9]}, seeds=[3],
-                    progress=False, sparsity=0.8, delta_t=2, t_end=0.95, drop_rate=0.1)
-    for trial in res.trials:
-        est = CigL(net(), 0.8, 0.1, seed=3, device="cpu", delta_t=2, t_end=0.95,
-                   average_start=trial["params"]["average_start"]).fit(_loader(0), epochs=8)
-        assert est.evaluate(val)["nll"] == pytest.approx(trial["val_nll"], rel=1e-6)
+    _tuned_vs_standalone(grid={"average_start": [0.75, 0.9]}, t_end=0.95, drop_rate=0.1)
 
 
 def test_tune_refuses_bad_requests() -> None:
