@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="folder for runs, table and plots")
     p.add_argument("--overwrite", action="store_true",
                    help="replace finished runs in OUT's sub-folders (refused without it)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs trained at once, one process and torch thread each (default: 1)")
 
     p = sub.add_parser("sweep", help="models x sparsities x seeds; ECE-vs-sparsity plot")
     _add_run_options(p, skip=("model", "seed", "sparsity"))
@@ -204,8 +206,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     base = _config(args, options=False)
     results = compare(args.models, base.data, args.seeds, base=base, out=args.out,
-                      progress=not args.quiet, overrides=_per_model(args, args.models),
-                      overwrite=args.overwrite)
+                      progress=not args.quiet and args.workers == 1,
+                      overrides=_per_model(args, args.models), overwrite=args.overwrite,
+                      workers=args.workers)
     print(format_table(results))
     paired = paired_comparison(results, args.reference)
     if paired:

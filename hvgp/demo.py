@@ -14,27 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hvgp.config import RunConfig
 
 DEMO_MODELS: tuple[str, ...] = ("cigl", "rigl", "dense")
-
-
-def _run_one(cfg: RunConfig, out: Path) -> Any:
-    """One run in a worker process; the estimator stays behind (results travel by pickle)."""
-    import torch
-
-    from hvgp.experiment import run
-
-    torch.set_num_threads(1)
-    result = run(cfg, out=out, overwrite=True)  # a re-run of the demo replaces its own runs
-    result.estimator = None
-    return result
 
 
 def plan(base: RunConfig, seeds: int, dense_seeds: int) -> list[RunConfig]:
@@ -119,30 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train_all(cfgs: Sequence[RunConfig], out: Path, workers: int) -> list[Any]:
-    """Train every config (in ``workers`` processes), printing one line per finished run."""
-    subs = [out / f"{c.model}-s{c.seed}" for c in cfgs]
-    if workers == 1:
-        return _collect((_run_one(c, sub) for c, sub in zip(cfgs, subs)), len(cfgs))
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_run_one, c, sub) for c, sub in zip(cfgs, subs)]
-        return _collect((f.result() for f in futures), len(cfgs))
+    """Train every config (in ``workers`` processes); each demo run replaces its own folder."""
+    from hvgp.pool import run_plan
 
-
-def _collect(finished: Iterable[Any], n: int) -> list[Any]:
-    """The results in run order, reporting each as it arrives."""
-    results: list[Any] = []
-    for r in finished:
-        results.append(r)
-        _report(r, len(results), n)
-    return results
-
-
-def _report(r: Any, i: int, n: int) -> None:
-    """One progress line per finished run (the workers train without progress bars)."""
-    m = r.metrics
-    print(f"[{i}/{n}] {r.config.model:5s} seed {r.config.seed}: acc {m['accuracy']:.4f} "
-          f"ece {m['ece']:.4f} (floor {m.get('ece_floor', float('nan')):.4f}) "
-          f"nll {m['nll']:.4f} ({r.train_seconds:.0f}s)", flush=True)
+    return run_plan([(c, out / f"{c.model}-s{c.seed}") for c in cfgs], workers=workers,
+                    overwrite=True)
 
 
 if __name__ == "__main__":

@@ -362,7 +362,7 @@ def plan_compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[i
 def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] = (0,),
             base: RunConfig | None = None, out: str | Path | None = None,
             progress: bool = False, overrides: dict[str, dict[str, Any]] | None = None,
-            overwrite: bool = False) -> list[RunResult]:
+            overwrite: bool = False, workers: int = 1) -> list[RunResult]:
     """Train and score every model on the same data splits and seeds.
 
     ``dense`` and the GPs run at sparsity 0; every other baseline (MC dropout, mixup...) is
@@ -374,9 +374,13 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
     :param out: folder for one sub-folder per run, ``results.json``, ``table.md`` and a
         reliability-diagram grid (seed ``seeds[0]``) ``reliability.png``.
     :param overwrite: replace finished runs in the sub-folders (else they are refused).
+    :param workers: runs trained at once in worker processes (:func:`hvgp.pool.run_plan`;
+        the results are the same, the estimators stay in the workers).
     """
+    from hvgp.pool import run_plan
+
     plan = plan_compare(models, data, seeds, base, out, overrides, overwrite)
-    results = [run(cfg, out=sub, progress=progress, overwrite=overwrite) for cfg, sub in plan]
+    results = run_plan(plan, workers=workers, progress=progress, overwrite=overwrite)
     if out is not None:
         save_comparison(Path(out), results, seeds[0])
     return results

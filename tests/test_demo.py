@@ -43,11 +43,11 @@ def test_demo_rerun_replaces_its_own_run_folder(tmp_path: Path) -> None:
     """A second ``make demo`` must not stop at "holds a finished run" (folders are kept
     otherwise, #16): each demo run overwrites its own sub-folder."""
     from hvgp.config import RunConfig
-    from hvgp.demo import _run_one
+    from hvgp.demo import _train_all
 
     cfg = RunConfig(model="rigl", data="moons", arch="mlp", width=0.25, epochs=1,
                     batch_size=64, sparsity=0.5, device="cpu")
-    first = _run_one(cfg, tmp_path / "rigl-s0")
-    again = _run_one(cfg, tmp_path / "rigl-s0")
+    (first,) = _train_all([cfg], tmp_path, workers=1)
+    (again,) = _train_all([cfg], tmp_path, workers=1)
     assert again.metrics["accuracy"] == first.metrics["accuracy"]
     assert (tmp_path / "rigl-s0" / "metrics.json").is_file()

@@ -1,0 +1,35 @@
+"""``compare(workers=N)`` / ``hvgp compare --workers``: same results as one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hvgp.config import RunConfig
+from hvgp.experiment import compare
+
+BASE = RunConfig(data="moons", arch="mlp", width=0.25, epochs=1, batch_size=64,
+                 sparsity=0.5, device="cpu")
+
+
+def test_workers_give_the_same_results_as_one_process(tmp_path: Path) -> None:
+    one = compare(["rigl", "dense"], "moons", seeds=[0, 1], base=BASE)
+    two = compare(["rigl", "dense"], "moons", seeds=[0, 1], base=BASE, workers=2,
+                  out=tmp_path / "cmp")
+    assert [(r.config.model, r.config.seed) for r in two] == \
+        [(r.config.model, r.config.seed) for r in one]
+    for a, b in zip(one, two):
+        assert a.metrics["accuracy"] == b.metrics["accuracy"]
+        assert a.metrics["nll"] == pytest.approx(b.metrics["nll"], rel=1e-6)
+    assert (tmp_path / "cmp" / "table.md").is_file()
+    assert (tmp_path / "cmp" / "rigl-s1" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5])
+def test_bad_worker_count_is_refused_before_anything_trains(tmp_path: Path,
+                                                            workers: float) -> None:
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        compare(["rigl"], "moons", seeds=[0], base=BASE, workers=workers,  # type: ignore
+                out=tmp_path / "cmp")
+    assert not (tmp_path / "cmp" / "rigl-s0").exists()
