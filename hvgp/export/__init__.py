@@ -5,6 +5,7 @@ from hvgp.export.io import (
     CorruptCheckpointError,
     UnsafeCheckpointError,
     load_model,
+    load_posterior,
     read_weights_only,
     save_model,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "csr_from_mask",
     "load_model",
+    "load_posterior",
     "read_weights_only",
     "save_model",
     "sparse_layers",

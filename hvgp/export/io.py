@@ -11,7 +11,10 @@ File layout (``format = "hvgp-sparse"`` or ``"hvgp-masked"``, ``version = 1``)::
 
     {"format", "version", "arch": {arch, input_shape, num_classes, width},
      "sparse": {layer: {"shape", "crow", "col", "values"}}   # hvgp-sparse: masked layers
-     "state": {...}}                                         # every other state entry
+     "state": {...},                                         # every other state entry
+     "posterior": {...}}   # optional (save_model(posterior=True)): the estimator's
+                           # "variational_posterior" (σ of the active weights, flat in the
+                           # CSR values' order) and / or "swag_posterior" (SWAG's moments)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from hvgp.nn import build_model, masked_layers
 from hvgp.utils import resolve_device
 
 __all__ = [
+    "POSTERIOR_KEYS",
     "ArchSpec",
     "CorruptCheckpointError",
     "UnsafeCheckpointError",
@@ -99,6 +103,27 @@ def _network(model: Any) -> nn.Module:
     raise TypeError(f"model must be an nn.Module or a fitted estimator, got {type(model).__name__}")
 
 
+#: the parts of an estimator's ``state_dict`` that are its weight posterior (beyond the mean)
+POSTERIOR_KEYS: tuple[str, ...] = ("variational_posterior", "swag_posterior")
+
+
+def _posterior(model: Any) -> dict[str, Any]:
+    """The weight posterior of a fitted estimator (its ``state_dict``'s posterior parts)."""
+    state = model.state_dict() if not isinstance(model, nn.Module) else {}
+    found = {k: state[k] for k in POSTERIOR_KEYS if k in state}
+    if not found:
+        raise ValueError("posterior=True needs an estimator fitted with posterior="
+                         "'variational' or 'swag' (this model keeps no weight posterior)")
+    return found
+
+
+def load_posterior(path: str | os.PathLike) -> dict[str, Any]:
+    """The weight posterior :func:`save_model` stored with ``posterior=True`` (``{}``: none);
+    a variational posterior's ``scale[layer]`` lines up with that layer's CSR ``values``."""
+    payload = read_weights_only(path)
+    return dict(payload.get("posterior", {})) if isinstance(payload, dict) else {}
+
+
 def _index_dtype(n: int) -> torch.dtype:
     return torch.int32 if n < 2**31 - 1 else torch.int64
 
@@ -109,6 +134,7 @@ def save_model(
     arch: ArchSpec | Mapping[str, Any] | None = None,
     sparse: bool = True,
     meta: Mapping[str, Any] | None = None,
+    posterior: bool = False,
 ) -> Path:
     """Write ``model`` (masked network or fitted estimator) to ``path`` atomically.
 
@@ -117,6 +143,9 @@ def save_model(
     :param sparse: store masked layers as CSR (active weights only); ``False`` stores the
         dense weights and bool masks (the ``state_dict`` as is).
     :param meta: plain data (numbers, strings, lists, dicts) stored under ``"meta"``.
+    :param posterior: also store a fitted estimator's weight posterior under ``"posterior"``
+        (:data:`POSTERIOR_KEYS`; read back with :func:`load_posterior`); the network stored
+        is the mean network either way.
     :returns: the path written.
     """
     net = _network(model)
@@ -146,6 +175,8 @@ def save_model(
                             "values": w2[rows, cols].clone()}
         payload["sparse"] = blocks
     payload["state"] = state
+    if posterior:
+        payload["posterior"] = _posterior(model)
     return save_checkpoint(path, payload)
 
 

@@ -59,6 +59,7 @@ from hvgp.infer.swag import (
     refit_batchnorm,
 )
 from hvgp.infer.trainer import Trainer
+from hvgp.infer.variational import ResetGrownScales, SparseNormalGuide, VariationalELBO
 from hvgp.nn.layers import masked_layers, to_masked
 from hvgp.predict import PredictiveSamples
 from hvgp.registry import register_model
@@ -70,8 +71,9 @@ if TYPE_CHECKING:
 
 __all__ = ["POSTERIORS", "CigL", "RigL"]
 
-#: ``CigL(posterior=...)``: the averaged point estimate, or SWAG on the sparse support
-POSTERIORS: tuple[str, ...] = ("point", "swag")
+#: ``CigL(posterior=...)``: the averaged point estimate, SWAG on the sparse support, or a
+#: learned Gaussian on the active weights (:mod:`hvgp.infer.variational`)
+POSTERIORS: tuple[str, ...] = ("point", "swag", "variational")
 
 
 @register_model("cigl", reads={"drop_rate": "drop_rate", "averaging_start": "average_start",
@@ -121,6 +123,18 @@ class CigL(Estimator):
     :param swag_rank: K deviation columns (0: diagonal SWAG); memory (2 + K) x nnz.
     :param swag_bn_batches: training batches BatchNorm statistics are re-estimated on for
         every SWAG sample (0: keep the mean network's statistics).
+
+    ``posterior="variational"`` (:mod:`hvgp.infer.variational`) trains ``N(U, σ²)`` on the
+    active weights (σ per weight, storage 2 x nnz) by the generic Pyro ELBO; averaging still
+    averages U, and σ is the final one (the mask is frozen from ``average_start``, so the
+    final σ lives on the averaged network's support); ``predict(num_samples=S)`` samples Z
+    and the weights.
+
+    :param sigma_init: initial σ of every weight (and of every grown one), variational only.
+    :param sigma_lr: learning rate of σ's parameter ρ over the recipe's ``lr`` (the KL's
+        gradient per weight is O(1 / N), so ρ needs a larger step than U to move).
+    :param analytic_kl: closed-form KL (``TraceMeanField_ELBO``) instead of Pyro's Monte
+        Carlo ``log p - log q`` at the sampled weights.
     """
 
     def __init__(
@@ -146,6 +160,9 @@ class CigL(Estimator):
         posterior: str = "point",
         swag_rank: int = 10,
         swag_bn_batches: int = 10,
+        sigma_init: float = 1e-3,
+        sigma_lr: float = 100.0,
+        analytic_kl: bool = True,
         **recipe_options: Any,
     ) -> None:
         if not isinstance(net, nn.Module):
@@ -157,6 +174,13 @@ class CigL(Estimator):
         if swag_rank == 1:
             raise ValueError("swag_rank must be 0 (diagonal) or >= 2 (low rank + diagonal)")
         self.swag_rank, self.swag_bn_batches = swag_rank, swag_bn_batches
+        if not (isinstance(sigma_lr, (int, float)) and 0 < sigma_lr < float("inf")):
+            raise ValueError(f"sigma_lr must be a positive finite number, got {sigma_lr!r}")
+        self.sigma_lr, self.analytic_kl = float(sigma_lr), bool(analytic_kl)
+        if self.posterior == "variational":
+            if guide is not None:
+                raise ValueError("posterior='variational' builds its own guide; drop guide=")
+            guide = SparseNormalGuide.builder(drop_rate, sigma_init)
         self.sparsity_target = check_sparsity(sparsity)
         base = get_recipe(DEFAULT_RECIPE if recipe is None else recipe)
         self.recipe = base.name
@@ -181,6 +205,7 @@ class CigL(Estimator):
                          if self.sparsity_target > 0 else None)
         self.bnn = SparseBNN(self.net, likelihood, drop_rate, noise=noise, prior=prior,
                              guide=guide).to(self.device)
+        self._variational: tuple[nn.Module, SparseBNN] | None = None
         self.prior = prior
         self.checkpoint_path, self.checkpoint_every = checkpoint, checkpoint_every
         self.progress = progress
@@ -209,12 +234,16 @@ class CigL(Estimator):
         parameters without."""
         masked = {id(layer.weight) for layer in self.bnn.layers.values()}
         noise = {id(p) for p in self.bnn.likelihood.parameters()}
-        rest = [p for p in self.bnn.parameters() if id(p) not in masked | noise]
+        guide = ({id(p) for p in self.bnn.guide.parameters()}
+                 if isinstance(self.bnn.guide, nn.Module) else set())
+        rest = [p for p in self.bnn.parameters() if id(p) not in masked | noise | guide]
         groups = [
             {"params": [p for p in self.bnn.parameters() if id(p) in masked], "weight_decay": 0.0},
             *decay_groups(rest, self.optim_recipe.weight_decay, self.optim_recipe.decay_1d),
             {"params": [p for p in self.bnn.parameters() if id(p) in noise], "weight_decay": 0.0},
-        ]
+            {"params": [p for p in self.bnn.parameters() if id(p) in guide], "weight_decay": 0.0,
+             "lr": self.optim_recipe.lr * self.sigma_lr},  # the guide's σ: no decay (the KL
+        ]  # pulls it to the prior)
         return self.optim_recipe.build_optimizer([g for g in groups if g["params"]])
 
     def _callbacks(self, total: int, steps_per_epoch: int, epochs: int,
@@ -227,6 +256,8 @@ class CigL(Estimator):
             upd = self.topology_recipe.make_updater(self.topology, total, self.seed)
             freeze = None if start_epoch is None else start_epoch * steps_per_epoch
             callbacks.append(TopologyUpdate(upd, freeze_step=freeze))
+            if isinstance(self.bnn.guide, SparseNormalGuide):  # grown weights: σ from init
+                callbacks.append(ResetGrownScales(self.bnn.guide))
         masked = avg is not None and avg.masked
         averager = (None if start_epoch is None
                     else SWAGMoments(start_epoch, self.swag_rank, masked)
@@ -273,9 +304,12 @@ class CigL(Estimator):
             lambda: {f"val_{k}": v for k, v in self.evaluate(val_loader, current=True).items()})
         logger = MetricsLogger(evaluate)
         callbacks, averager = self._callbacks(total, steps_per_epoch, epochs, logger)
+        objective = (VariationalELBO(self.bnn, n, self.analytic_kl)
+                     if isinstance(self.bnn.guide, SparseNormalGuide)
+                     else NegativeELBO(self.bnn, n))
         self.trainer = Trainer(self.bnn, opt, self.topology,
                                self.optim_recipe.build_scheduler(opt, total), callbacks,
-                               objective=NegativeELBO(self.bnn, n))
+                               objective=objective)
         if resume is not None:
             state = load_checkpoint(resume, map_location=self.device)
             self.trainer.load_state_dict(state)
@@ -285,6 +319,7 @@ class CigL(Estimator):
         self.trainer.fit(train_loader, epochs)
         self.history_ = logger.history
         self.averaged_ = None if averager is None else averager.averaged
+        self._variational = None
         if isinstance(averager, SWAGMoments):
             self._set_swag(averager.posterior(self.net), train_loader)
         return self
@@ -343,11 +378,22 @@ class CigL(Estimator):
         averaging ran (``bnn`` is the *current*, last-step network), else ``bnn`` itself."""
         return self._bnn_for(current=False)
 
-    def _bnn_for(self, current: bool) -> SparseBNN:
-        if current or self.averaged_ is None:
-            return self.bnn
+    def _bnn_for(self, current: bool, posterior: str | None = None) -> SparseBNN:
+        """The program on the current or averaged network, with the variational guide when
+        ``posterior`` (default: the fitted one) is ``"variational"``, else the point mass."""
         b = self.bnn
-        return SparseBNN(self.averaged_, b.likelihood, b.drop_rates, prior=b.prior)
+        sampled = (self.posterior if posterior is None else posterior) == "variational"
+        net = self.net if current or self.averaged_ is None else self.averaged_
+        if net is self.net and isinstance(b.guide, SparseNormalGuide) == sampled:
+            return b
+        if not sampled:
+            return SparseBNN(net, b.likelihood, b.drop_rates, prior=b.prior)
+        if not isinstance(b.guide, SparseNormalGuide):
+            raise ValueError("no variational posterior: fit with posterior='variational' first")
+        if self._variational is None or self._variational[0] is not net:
+            self._variational = (net, SparseBNN(net, b.likelihood, b.drop_rates, prior=b.prior,
+                                                guide=b.guide.bind))
+        return self._variational[1]
 
     def predict(
         self,
@@ -363,9 +409,12 @@ class CigL(Estimator):
         with the SWAG
         posterior, of the weights (the same S weight samples for every call).
 
+        With the variational posterior ``num_samples`` draws sample Z and the weights
+        (``N(U, σ²)`` on the active ones) together; ``num_samples=None`` is the mean network.
+
         :param current: use the current (not averaged) weights (no SWAG sampling).
         :param posterior: override the fitted posterior for this call (``"point"`` on a
-            SWAG fit gives plain CigL's prediction from the same training run).
+            SWAG or variational fit gives plain CigL's prediction from the same training run).
         """
         use = self.posterior if posterior is None else _check_posterior(posterior)
         if use == "swag" and num_samples is not None and not current:
@@ -374,7 +423,7 @@ class CigL(Estimator):
                 raise ValueError(f"num_samples must be None or a positive int, got "
                                  f"{num_samples!r}")
             return sampled_predictive(self.swag_bnns(num_samples), x)
-        return predictive_samples(self._bnn_for(current), x, num_samples, vectorize)
+        return predictive_samples(self._bnn_for(current, use), x, num_samples, vectorize)
 
     def swag_bnns(self, num_samples: int) -> list[SparseBNN]:
         """The first ``num_samples`` SWAG weight samples (seeded by ``seed``, cached, so
@@ -415,18 +464,27 @@ class CigL(Estimator):
 
     def state_dict(self) -> dict[str, Any]:
         """The prediction network's parameters, masks and buffers (and, SWAG-fitted, the
-        posterior's moments under ``"swag_posterior"``)."""
+        posterior's moments under ``"swag_posterior"``; variational, σ of the active weights
+        under ``"variational_posterior"``)."""
         state = self.model_.state_dict()
         if self.swag_ is not None:
             state["swag_posterior"] = self.swag_.state_dict()
+        if isinstance(self.bnn.guide, SparseNormalGuide):
+            state["variational_posterior"] = self.bnn.guide.posterior_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load a prediction network saved by :meth:`state_dict` (it becomes ``net``)."""
         state = dict(state)
         swag = state.pop("swag_posterior", None)
+        variational = state.pop("variational_posterior", None)
+        if variational is not None and not isinstance(self.bnn.guide, SparseNormalGuide):
+            raise ValueError("the state holds a variational posterior: load it into "
+                             "CigL(..., posterior='variational')")
         self.net.load_state_dict(state)
-        self.averaged_ = None
+        self.averaged_, self._variational = None, None
+        if variational is not None:
+            self.bnn.guide.load_posterior_state(variational)
         if swag is not None:
             self.averaged_ = self.net
             self._set_swag(SWAGPosterior.from_state_dict(swag), None)
