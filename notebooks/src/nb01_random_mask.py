@@ -37,7 +37,7 @@ from hvgp.nn import MLP, masked_layers
 from hvgp.sparsity import SparseTopology
 
 QUICK = os.environ.get("HVGP_QUICK") == "1"
-plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (6, 3.5)})
+plt.rcParams.update({"figure.dpi": 110, "figure.figsize": (6, 3.5)})
 torch.manual_seed(0)
 NUM_NETS = 300 if QUICK else 2000        # random networks per setting
 WIDTHS = (8, 32, 128) if QUICK else (8, 16, 32, 64, 128, 256)

@@ -40,7 +40,7 @@ from hvgp.nn import build_model, masked_layers
 from hvgp.sparsity import SparseTopology
 
 QUICK = os.environ.get("HVGP_QUICK") == "1"
-plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (6, 3.5)})
+plt.rcParams.update({"figure.dpi": 110, "figure.figsize": (6, 3.5)})
 torch.manual_seed(0)
 EPOCHS = 3 if QUICK else 20
 """),

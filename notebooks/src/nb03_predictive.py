@@ -38,7 +38,7 @@ from hvgp.nn import build_model
 from hvgp.plots import regression_fan
 
 QUICK = os.environ.get("HVGP_QUICK") == "1"
-plt.rcParams.update({"figure.dpi": 72, "figure.figsize": (6, 3.5)})
+plt.rcParams.update({"figure.dpi": 110, "figure.figsize": (6, 3.5)})
 S = 16 if QUICK else 128                 # Monte-Carlo samples of Z
 REG_EPOCHS = 20 if QUICK else 200
 CLS_EPOCHS = 10 if QUICK else 150

@@ -35,7 +35,7 @@ from hvgp.nn import build_model
 from hvgp.plots import calibration_vs_sparsity, reliability_grid
 
 QUICK = os.environ.get("HVGP_QUICK") == "1"
-plt.rcParams.update({"figure.dpi": 72})
+plt.rcParams.update({"figure.dpi": 110})
 EPOCHS = 2 if QUICK else 60
 SPARSITIES = (0.9,) if QUICK else (0.8, 0.9, 0.95)
 N_BOOT = 200 if QUICK else 1000
@@ -103,7 +103,6 @@ fig = reliability_grid({
     f"RigL {s_show:.0%}": results["RigL", s_show][1:3],
     f"CigL {s_show:.0%}": results["CigL", s_show][1:3],
 })
-fig.set_dpi(60)
 display(fig)
 """),
     ("code", r"""
@@ -112,7 +111,6 @@ fig = calibration_vs_sparsity([r for r in records if r["method"] != "dense"], me
 ax = fig.axes[0]
 ax.axhline(dense_ece["ece"], color="grey", ls="--", label="dense")
 ax.legend()
-fig.set_dpi(60)
 display(fig)
 """),
     ("md", r"""

@@ -47,7 +47,7 @@ from hvgp.metrics import classification_report, regression_report
 from hvgp.nn import build_model
 
 QUICK = os.environ.get("HVGP_QUICK") == "1"
-plt.rcParams.update({"figure.dpi": 72})
+plt.rcParams.update({"figure.dpi": 110})
 S = 16 if QUICK else 64
 GP_EPOCHS = 10 if QUICK else 200
 NN_EPOCHS = 20 if QUICK else 200
@@ -103,7 +103,7 @@ cigl = CigL(build_model("mlp", info, width=0.5), sparsity=SPARSITY, drop_rate=P,
 fit_seconds["CigL"] = timed_fit(cigl.fit, train, epochs=NN_EPOCHS)
 regressors["CigL"] = cigl
 
-fig, axes = plt.subplots(1, 5, figsize=(17, 3), sharey=True, dpi=60)
+fig, axes = plt.subplots(1, 5, figsize=(15, 3.2), sharey=True, layout="constrained")
 for ax, (name, model) in zip(axes, regressors.items()):
     samples = predict(model, x_grid)
     mean, std, x = samples.mean(), samples.variance().sqrt(), x_grid.squeeze()
@@ -176,8 +176,8 @@ moons_models = classification_table("moons", "mlp", 0.25, 0.8, GP_EPOCHS, NN_EPO
 g0, g1 = torch.meshgrid(torch.linspace(-2, 3, 60), torch.linspace(-1.5, 2, 45), indexing="xy")
 grid = torch.stack([g0.flatten(), g1.flatten()], -1)
 train_moons = get_loaders("moons", batch_size=64, seed=0, val_fraction=0.0)[0].dataset
-fig, axes = plt.subplots(2, len(moons_models), figsize=(16, 4.6), sharex=True, sharey=True,
-                         dpi=60)
+fig, axes = plt.subplots(2, len(moons_models), figsize=(3 * len(moons_models), 5.2),
+                         sharex=True, sharey=True, layout="constrained")
 for col, (name, m) in enumerate(moons_models.items()):
     samples = predict(m, grid)
     for row, (label, values) in enumerate([("p(class 1)", samples.mean()[:, 1]),
@@ -186,7 +186,10 @@ for col, (name, m) in enumerate(moons_models.items()):
         im = ax.contourf(g0, g1, values.view(g0.shape), levels=10, cmap="viridis")
         ax.scatter(train_moons.x[:, 0], train_moons.x[:, 1], c=train_moons.y, s=3,
                    cmap="coolwarm", edgecolors="none")
-        ax.set_title(f"{name}: {label}", fontsize=9)
+        if row == 0:
+            ax.set_title(name, fontsize=10)  # the model heads its column
+        if col == 0:
+            ax.set_ylabel(label)  # the quantity names its row
         fig.colorbar(im, ax=ax, fraction=0.05)
 plt.show()
 """),
