@@ -38,6 +38,7 @@ NOTEBOOKS: dict[str, str] = {
     "03_sampling_predictive_distributions": "nb03_predictive.py",
     "04_calibration_vs_sparsity": "nb04_calibration.py",
     "05_gp_baselines": "nb05_gp_baselines.py",
+    "06_sampled_posterior": "nb06_sampled_posterior.py",
 }
 
 KERNEL = {"name": "python3", "display_name": "Python 3 (hvgp venv)", "language": "python"}
