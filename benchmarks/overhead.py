@@ -12,7 +12,8 @@ hit all of them alike; a ratio is the median over repetitions of the per-repetit
 with quartiles and range, for wall and for process CPU time. Peak memory:
 ``torch.cuda.max_memory_allocated`` on GPU; on CPU the peak of the live bytes reconstructed
 from the torch profiler's per-op allocations over one step (op granularity, above the
-memory already held before the step).
+memory already held before the step; a warm-up step is profiled first so that what a step
+frees of the step before it counts).
 
 Inference: the averaged sparse CigL model vs the dense model through ``predict`` (masked
 dense arithmetic, what the estimators use) and the CSR twin of the averaged model
@@ -73,8 +74,16 @@ def interleaved(fns: dict[str, Step], device: torch.device, reps: int, block: in
     return summary(interleaved_times(fns, device, reps, block), {})["wall"]["seconds"]
 
 
+_BOUNDARY = "hvgp.peak_bytes.measured_call"
+
+
 def peak_bytes(fn: Step, device: torch.device) -> int:
-    """Peak memory one call of ``fn`` allocates above what was live before it."""
+    """Peak memory one call of ``fn`` allocates above what was live before it.
+
+    On the CPU the profile holds a warm-up call first: a call's frees of what the call
+    before it left (a trainer's last Z) are then seen, where the profiler does not report
+    frees of memory allocated before it started.
+    """
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         base = torch.cuda.memory_allocated(device)
@@ -82,19 +91,26 @@ def peak_bytes(fn: Step, device: torch.device) -> int:
         fn()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
+        with record_function(_BOUNDARY):
+            pass
+        fn()
     # each op's own (self) allocations minus frees, plus free-standing [memory] events, in
     # start order: the running sum is the live memory at op granularity
+    evs = list(prof.events())
+    start = max(e.time_range.start for e in evs if e.name == _BOUNDARY)
     events = sorted((e.time_range.start, e.cpu_memory_usage if e.name == "[memory]"
-                     else e.self_cpu_memory_usage) for e in prof.events())
-    live = peak = 0
-    for _, delta in events:
-        live += delta
-        peak = max(peak, live)
-    return int(peak)
+                     else e.self_cpu_memory_usage) for e in evs if e.name != _BOUNDARY)
+    live = sum(delta for t, delta in events if t < start)
+    base = peak = live
+    for t, delta in events:
+        if t >= start:
+            live += delta
+            peak = max(peak, live)
+    return int(peak - base)
 
 
 TRAIN_PAIRS = {

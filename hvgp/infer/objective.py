@@ -12,7 +12,9 @@ Two ways to evaluate it, equal wherever the fast one runs (tests/test_infer_fast
   the categorical / Gaussian likelihoods with no Pyro handler around the step other than
   :class:`SiteRecorder`: the guide contributes exactly 0 (log q of a point mass at U), so
   the ELBO is the log joint at U; Z is drawn at its Pyro sites (active weights only), the
-  network runs once with ``Z / (1 - p)`` applied inside its layers, the likelihood term is a
+  network runs once with ``Z / (1 - p)`` applied inside its layers (as a
+  :class:`~hvgp.nn.layers.DropFactor`: no weight-sized factor or product is held over the
+  pass, so the step's peak memory is RigL's), the likelihood term is a
   fused cross-entropy / Gaussian NLL, and the prior term ``sum_kept log N(U; 0, s)`` / N is
   added analytically to the *value*; its gradient ``lambda U`` on kept weights
   (``lambda = 1 / (s^2 N)``) is added to the gradients by the trainer after ``backward``
@@ -37,6 +39,8 @@ import torch.nn.functional as F
 from pyro.infer import Trace_ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import _PYRO_STACK
+
+from hvgp.nn.layers import DropFactor, drop_scale
 
 __all__ = ["FastTerms", "NegativeELBO", "SiteRecorder"]
 
@@ -161,12 +165,13 @@ class NegativeELBO:
             d = b.mask_distribution(name)
             z = pyro.sample(mask_site(name), d)
             idx = d.index
-            if d.last_draw is not None and d.last_draw[0] is z:
+            if d.last_draw is not None and d.last_draw[0] is z:  # our draw: 1 off M
                 kept = d.last_draw[1]
+                f: torch.Tensor | DropFactor = DropFactor(z, idx, drop_scale(p, z.dtype))
             else:  # a handler gave the value
                 kept = z.reshape(-1).index_select(0, idx) != 0
-            f = torch.ones(z.shape, dtype=z.dtype, device=z.device)
-            f.view(-1).index_copy_(0, idx, kept.to(z.dtype) / (1.0 - p))
+                f = torch.ones(z.shape, dtype=z.dtype, device=z.device)
+                f.view(-1).index_copy_(0, idx, kept.to(z.dtype) / (1.0 - p))
             draws[name], factors[name] = (z, idx, kept, z._version), f
         out = b.forward_masked(x, {}, factors)
         lik = b.likelihood

@@ -192,6 +192,9 @@ class Trainer:
                              "values; clean the data set before training")
         self.bnn.train()
         self.optimizer.zero_grad(set_to_none=False)
+        # the last step's Z go before this step's are drawn: never two sets of weight-sized
+        # masks live at once (#17: CigL's peak memory is RigL's)
+        self.last_masks = {}
         recorder = SiteRecorder(self.bnn.mask_sites)
         objective = self.objective
         terms: FastTerms | None = None

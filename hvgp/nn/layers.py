@@ -15,19 +15,25 @@ A layer can also multiply its weight by a *factor* inside ``forward`` (``weight_
 or use a given tensor instead of it (``weight_override``), both set for one block by
 :func:`weight_factors`: the random mask's ``Z / (1 - p)`` is applied this way by the fast
 training step and by prediction, without swapping parameters through ``functional_call``;
-a stacked ``(S, *weight_shape)`` tensor gives the stacked pass above.
+a stacked ``(S, *weight_shape)`` tensor gives the stacked pass above. The factor may also
+be a :class:`DropFactor` (Z and the scale ``1 / (1 - p)``): a linear layer on a 2-D batch or
+a zero-padded convolution then runs through one autograd function that holds no
+weight-sized tensor of its own between forward and backward (see :class:`DropFactor`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "DropFactor",
     "MaskedConv1d",
     "MaskedConv2d",
     "MaskedLayer",
@@ -38,13 +44,98 @@ __all__ = [
 ]
 
 
+@lru_cache(maxsize=64)
+def drop_scale(p: float, dtype: torch.dtype) -> float:
+    """``1 / (1 - p)`` exactly as ``dtype`` arithmetic gives it (``ones / (1 - p)``), so a
+    product with it equals the product with a factor tensor built that way, bit for bit."""
+    return float(torch.ones((), dtype=dtype) / (1.0 - p))
+
+
+class DropFactor(NamedTuple):
+    """The factor ``where(M, Z / (1 - p), 1)`` held as Z itself, M's flat active indices and
+    ``scale = 1 / (1 - p)`` (:func:`drop_scale`); Z must be 1 off the active entries.
+
+    Why: the factor is never built as a weight-sized float tensor, and the layer (through
+    :class:`_DropConnect`) rebuilds the used weight in backward instead of keeping it for
+    the whole pass, so CigL's step holds no more memory than RigL's (#17).
+    """
+
+    z: torch.Tensor
+    index: torch.Tensor
+    scale: float
+
+    @property
+    def shape(self) -> torch.Size:
+        """The weight's shape (Z's), as a factor tensor's."""
+        return self.z.shape
+
+    def dim(self) -> int:
+        """Z's number of dims, as a factor tensor's (a DropFactor is never stacked)."""
+        return self.z.dim()
+
+    def apply_(self, t: torch.Tensor) -> torch.Tensor:
+        """``t *= factor`` in place, equal bit for bit to the product with :meth:`dense`.
+
+        ``t * Z`` is exact (Z is 0 or 1), then only the active entries are scaled, by a
+        scatter of an expanded scalar (no index-sized temporary).
+        """
+        t.mul_(self.z)
+        scale = torch.full((1,), self.scale, dtype=t.dtype, device=t.device)
+        t.view(-1).scatter_reduce_(0, self.index, scale.expand(self.index.numel()), "prod")
+        return t
+
+    def dense(self) -> torch.Tensor:
+        """The factor as a tensor of the weight's shape."""
+        return self.apply_(torch.ones_like(self.z, memory_format=torch.contiguous_format))
+
+    def times(self, weight: torch.Tensor) -> torch.Tensor:
+        """``weight * factor`` as a new contiguous tensor (no graph)."""
+        return self.apply_(weight.detach().clone(memory_format=torch.contiguous_format))
+
+
+class _DropConnect(torch.autograd.Function):
+    """``layer(x)`` with the weight times a :class:`DropFactor`, saving only the input and
+    the parameter: backward rebuilds the used weight for the input gradient and frees it
+    before the weight gradient is made, which it then scales in place (the gradient of
+    inactive weights keeps factor 1: RigL's grow step reads it).
+
+    The gradients are the ones autograd computes for ``layer`` on ``weight * factor``, by
+    the same ATen formulas (tests/test_infer_fast_step.py, tests/test_memory_17.py).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                layer: MaskedLayer, factor: DropFactor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.layer, ctx.factor, ctx.has_bias = layer, factor, bias is not None
+        return layer._plain_forward(x, factor.times(weight), bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        layer, factor = ctx.layer, ctx.factor
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = gw = gb = None
+        if need_x:
+            used = factor.times(weight)
+            gx = layer._input_grad(grad, x, used)
+            del used
+        if need_w or (need_b and ctx.has_bias):
+            gw, gb = layer._weight_bias_grad(grad, x, weight, need_w, need_b and ctx.has_bias)
+            if gw is not None:
+                gw = factor.apply_(gw.contiguous())
+        return gx, gw, gb, None, None
+
+
 class MaskedLayer:
     """Mixin: a ``weight_mask`` bool buffer (all True until a topology fills it)."""
 
     weight: torch.Tensor
     weight_mask: torch.Tensor
+    bias: torch.Tensor | None
     #: multiplies the weight inside ``forward`` while set (see :func:`weight_factors`)
-    weight_factor: torch.Tensor | None = None
+    weight_factor: torch.Tensor | DropFactor | None = None
 
     def _init_mask(self) -> None:
         mask = torch.ones(self.weight.shape, dtype=torch.bool, device=self.weight.device)
@@ -59,7 +150,38 @@ class MaskedLayer:
         if self.weight_override is not None:
             return self.weight_override
         f = self.weight_factor
+        if isinstance(f, DropFactor):
+            f = f.dense()
         return self.weight if f is None else self.weight * f
+
+    def _drop_connect(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The output through :class:`_DropConnect` when the factor is a :class:`DropFactor`
+        and the layer supports it for this input (:meth:`_fusable`); else None."""
+        f = self.weight_factor
+        if not isinstance(f, DropFactor) or self.weight_override is not None \
+                or not self._fusable(x):
+            return None
+        return _DropConnect.apply(x, self.weight, self.bias, self, f)
+
+    def _fusable(self, x: torch.Tensor) -> bool:
+        """Whether :class:`_DropConnect` reproduces this layer on input ``x``."""
+        return False
+
+    def _plain_forward(self, x: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> torch.Tensor:
+        """The layer's op on one weight (no factor, no stacking)."""
+        raise NotImplementedError
+
+    def _input_grad(self, grad: torch.Tensor, x: torch.Tensor,
+                    weight: torch.Tensor) -> torch.Tensor:
+        """Gradient wrt the input of :meth:`_plain_forward` (``weight``: the used weight)."""
+        raise NotImplementedError
+
+    def _weight_bias_grad(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                          need_w: bool, need_b: bool,
+                          ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Gradients wrt the weight and the bias of :meth:`_plain_forward`."""
+        raise NotImplementedError
 
     def active_index(self) -> torch.Tensor:
         """Flat indices of the active weights (``weight_mask`` True), int64 on its device.
@@ -103,7 +225,31 @@ class MaskedLinear(nn.Linear, MaskedLayer):
         super().__init__(in_features, out_features, bias=bias, **kw)
         self._init_mask()
 
+    def _fusable(self, x: torch.Tensor) -> bool:
+        return x.dim() == 2 and x.layout == torch.strided
+
+    def _plain_forward(self, x: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> torch.Tensor:
+        return F.linear(x, weight, bias)
+
+    def _input_grad(self, grad: torch.Tensor, x: torch.Tensor,
+                    weight: torch.Tensor) -> torch.Tensor:
+        # autograd's mm_mat1_backward for addmm(b, x, weight.t()), both branches
+        if x.stride(0) == 1 and x.stride(1) == x.shape[0]:
+            return weight.t().mm(grad.t()).t()
+        return grad.mm(weight)
+
+    def _weight_bias_grad(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                          need_w: bool, need_b: bool,
+                          ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        # mm_mat2_backward (weight.t() of a contiguous weight: the transposed branch), and
+        # the bias's broadcast reduced as autograd's sum_to does
+        return (grad.t().mm(x) if need_w else None), (grad.sum(0) if need_b else None)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._drop_connect(x)
+        if out is not None:
+            return out
         w = self._used_weight()
         s = self._num_weight_samples(w)
         if s == 1:
@@ -121,7 +267,36 @@ class _MaskedConvNd(MaskedLayer):
 
     _conv = staticmethod(F.conv2d)
 
+    def _fusable(self, x: torch.Tensor) -> bool:
+        return (self.padding_mode == "zeros" and not isinstance(self.padding, str)
+                and x.dim() == self.weight.dim() and x.layout == torch.strided)
+
+    def _plain_forward(self, x: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> torch.Tensor:
+        return self._conv(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def _conv_backward(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                       mask: list[bool]) -> tuple[torch.Tensor, ...]:
+        """ATen's convolution backward, the one autograd runs for ``_plain_forward``."""
+        return torch.ops.aten.convolution_backward(
+            grad, x, weight, [weight.shape[0]] if mask[2] else None, list(self.stride),
+            list(self.padding), list(self.dilation), False, [0] * (weight.dim() - 2),
+            self.groups, mask)
+
+    def _input_grad(self, grad: torch.Tensor, x: torch.Tensor,
+                    weight: torch.Tensor) -> torch.Tensor:
+        return self._conv_backward(grad, x, weight, [True, False, False])[0]
+
+    def _weight_bias_grad(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                          need_w: bool, need_b: bool,
+                          ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        _, gw, gb = self._conv_backward(grad, x, weight.detach(), [False, need_w, need_b])
+        return (gw if need_w else None), (gb if need_b else None)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = self._drop_connect(x)
+        if out is not None:
+            return out
         w = self._used_weight()
         s = self._num_weight_samples(w)
         if s == 1:
