@@ -8,11 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from _train_script import tiny_data
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
+from test_infer_swag import _data, _x  # the same tiny data and batches as SWAG's tests
 from torch import nn
-from torch.utils.data import DataLoader
 
 from hvgp.export import ArchSpec, load_model, load_posterior, save_model
 from hvgp.infer import Callback, CigL, NegativeELBO, SparseBNN, mask_site
@@ -26,15 +25,6 @@ from hvgp.infer.variational import (
 from hvgp.nn import MaskedLinear, build_model
 
 P, S0, N_DATA = 0.3, 0.7, 50
-
-
-def _data() -> DataLoader:
-    return DataLoader(tiny_data(), batch_size=16, shuffle=True,
-                      generator=torch.Generator().manual_seed(0))
-
-
-def _x() -> torch.Tensor:
-    return next(iter(_data()))[0]
 
 
 def _cigl(arch: str = "mlp", **kw) -> CigL:
