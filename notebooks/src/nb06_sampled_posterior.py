@@ -35,7 +35,7 @@ from hvgp.infer import CigL
 from hvgp.metrics import classification_report, ood_auroc
 from hvgp.nn import build_model
 
-plt.rcParams["figure.dpi"] = 110
+plt.rcParams.update({"figure.dpi": 110})
 QUICK = os.environ.get("HVGP_QUICK") == "1"
 S = 16 if QUICK else 32                  # predictive samples (Z and weights)
 EPOCHS = 5 if QUICK else 60              # MNIST-1D
