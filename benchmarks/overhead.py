@@ -21,6 +21,7 @@ dense arithmetic, what the estimators use) and the CSR twin of the averaged mode
 
     .venv/bin/python benchmarks/overhead.py            # a few minutes on 1 thread
     .venv/bin/python benchmarks/overhead.py --quick    # seconds
+    .venv/bin/python benchmarks/overhead.py --memory-only --no-wrn   # peak memory only
 """
 
 from __future__ import annotations
@@ -124,11 +125,10 @@ TRAIN_PAIRS = {
 }
 
 
-def training_costs(arch: str, shape: tuple[int, ...], batch: int, device: torch.device,
-                   reps: int, block: int, p: float, wd: float = 5e-4, full: bool = True,
-                   ) -> dict[str, Any]:
-    """Per-step time (wall and CPU, ratio spreads) and peak memory of the step functions
-    (``full=False``: hvgp CigL / RigL and plain RigL only)."""
+def step_functions(arch: str, shape: tuple[int, ...], batch: int, device: torch.device,
+                   p: float, wd: float = 5e-4, full: bool = True) -> dict[str, Step]:
+    """The step functions on one network and batch (``full=False``: hvgp CigL / RigL and
+    plain RigL only)."""
     from hvgp.nn import build_model
 
     x = torch.randn(batch, *shape, device=device)
@@ -147,15 +147,28 @@ def training_costs(arch: str, shape: tuple[int, ...], batch: int, device: torch.
         fns.update(hvgp_dense=hvgp_dense_step_fn(net(), x, y, wd, device),
                    plain_cigl=plain_step_fn(net(), x, y, p, wd, device),
                    plain_dense=plain_dense_step_fn(net(), x, y, wd))
+    return fns
+
+
+def memory_costs(fns: dict[str, Step], device: torch.device) -> dict[str, Any]:
+    """Peak bytes of one call of each step function, and the CigL ratios."""
+    mem = {k: peak_bytes(fn, device) for k, fn in fns.items()}
+    ratios = {"mem_cigl_over_rigl": mem["hvgp_cigl"] / max(mem["hvgp_rigl"], 1)}
+    if "hvgp_dense" in mem:
+        ratios.update(mem_cigl_over_dense=mem["hvgp_cigl"] / max(mem["hvgp_dense"], 1),
+                      mem_hvgp_cigl_over_plain_cigl=mem["hvgp_cigl"] / max(mem["plain_cigl"], 1))
+    return {"peak_bytes": mem, "memory_ratios": ratios}
+
+
+def training_costs(arch: str, shape: tuple[int, ...], batch: int, device: torch.device,
+                   reps: int, block: int, p: float, wd: float = 5e-4, full: bool = True,
+                   ) -> dict[str, Any]:
+    """Per-step time (wall and CPU, ratio spreads) and peak memory of the step functions
+    (``full=False``: hvgp CigL / RigL and plain RigL only)."""
+    fns = step_functions(arch, shape, batch, device, p, wd, full)
     pairs = {k: v for k, v in TRAIN_PAIRS.items() if v[0] in fns and v[1] in fns}
     res = summary(interleaved_times(fns, device, reps, block), pairs)
-    mem = {k: peak_bytes(fn, device) for k, fn in fns.items()}
-    res["peak_bytes"] = mem
-    res["memory_ratios"] = {"mem_cigl_over_rigl": mem["hvgp_cigl"] / max(mem["hvgp_rigl"], 1)}
-    if full:
-        res["memory_ratios"].update(
-            mem_cigl_over_dense=mem["hvgp_cigl"] / max(mem["hvgp_dense"], 1),
-            mem_hvgp_cigl_over_plain_cigl=mem["hvgp_cigl"] / max(mem["plain_cigl"], 1))
+    res.update(memory_costs(fns, device))
     res["settings"] = {"batch": batch, "shape": list(shape), "reps": reps, "block": block,
                        "drop_rate": p}
     return res
@@ -203,6 +216,8 @@ def main() -> None:
     ap.add_argument("--no-inference", action="store_true", help="skip the inference part")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the peak memory of one training step (printed; no result files)")
     args = ap.parse_args()
     out = OUT
     if args.quick:
@@ -217,6 +232,17 @@ def main() -> None:
     if not args.no_wrn:
         cases.append(("wrn-22-2", (3, 32, 32), 32 if not args.quick else 2, args.wrn_reps, 1,
                       False))
+    if args.memory_only:
+        print("| arch | batch | peak bytes hvgp CigL | hvgp RigL | CigL / RigL | hvgp dense "
+              "| plain CigL |\n|" + "---|" * 7)
+        for arch, shape, batch, _, _, full in cases:
+            r = memory_costs(step_functions(arch, shape, batch, device, args.drop_rate,
+                                            full=full), device)
+            m = r["peak_bytes"]
+            print(f"| {arch} | {batch} | {m['hvgp_cigl']} | {m['hvgp_rigl']} "
+                  f"| {r['memory_ratios']['mem_cigl_over_rigl']:.4f} | {m.get('hvgp_dense', '')} "
+                  f"| {m.get('plain_cigl', '')} |", flush=True)
+        return
     res = C.ResultFile(out.with_suffix(".json"), vars(args).copy(), resume=False)
     lines = ["Step time: medians over interleaved repetitions, ms (wall); ratios: median "
              "[q25, q75] of the per-repetition ratios, wall time (CPU time in the JSON).", "",
