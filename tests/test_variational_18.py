@@ -195,6 +195,17 @@ def test_training_runs_the_generic_pyro_path(var_fit) -> None:
     assert NegativeELBO(_cigl(posterior="point").bnn, 64).fast_exact()
 
 
+def test_sigma_learns_without_momentum_at_its_own_rate(var_fit) -> None:
+    """ρ's group: lr x sigma_lr, no decay, and no momentum with SGD (with it, the same
+    sigma_lr diverged on MNIST-1D); every other group keeps the recipe's momentum."""
+    opt = var_fit.trainer.optimizer
+    rho = {id(p) for p in var_fit.bnn.guide.parameters()}
+    (group,) = [g for g in opt.param_groups if {id(p) for p in g["params"]} <= rho]
+    assert group["momentum"] == 0.0 and not group["nesterov"] and group["weight_decay"] == 0
+    assert group["lr"] == pytest.approx(0.05 * var_fit.sigma_lr)  # constant schedule
+    assert all(g["momentum"] > 0 for g in opt.param_groups if g is not group)
+
+
 class _Interrupt(Callback):
     def on_epoch_end(self, trainer) -> None:
         if trainer.epoch == 3:
