@@ -85,6 +85,20 @@ def test_rigl_predict_with_samples_warns_that_nothing_is_random() -> None:
         est.predict(x)
 
 
+def test_mc_dropout_samples_vary_so_it_does_not_warn() -> None:
+    """MC dropout is a RigL subclass without a random mask, but its samples do vary."""
+    from hvgp.baselines.nn.dropout import MCDropout
+    from hvgp.nn import build_model
+
+    est = MCDropout(build_model("mlp", (40,), 3, width=0.125), dropout=0.3, sparsity=0.5,
+                    device="cpu")
+    x = torch.randn(4, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        samples = est.predict(x, num_samples=4)
+    assert not torch.equal(samples.probs[0], samples.probs[1])
+
+
 def test_os_system_payload_is_unsafe_and_never_runs(tmp_path: Path) -> None:
     from hvgp.infer.checkpoint import UnsafeCheckpointError, read_weights_only
 

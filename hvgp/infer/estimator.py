@@ -521,14 +521,17 @@ class RigL(CigL):
     def predict(self, x: torch.Tensor, num_samples: int | None = None, *args: Any,
                 **kw: Any) -> PredictiveSamples:
         """As :meth:`CigL.predict`; warns when ``num_samples`` draws would all be identical."""
-        if num_samples is not None and num_samples > 1 and not any(
-                self.bnn.drop_rates.values()):
+        if num_samples is not None and num_samples > 1 and not self._samples_vary():
             warnings.warn(
                 f"{type(self).__name__} has no random mask (drop_rate=0): the {num_samples} "
                 "samples are identical copies of the deterministic prediction. For Monte "
                 "Carlo samples train CigL (drop_rate > 0; predict(x, num_samples=S) draws the "
                 "random mask), mc-dropout or an ensemble", UserWarning, stacklevel=2)
         return super().predict(x, num_samples, *args, **kw)
+
+    def _samples_vary(self) -> bool:
+        """Whether S predictive draws differ (a random mask; subclasses add their noise)."""
+        return any(self.bnn.drop_rates.values())
 
 
 register_model("set", fixed={"updater": "set"}, help="SET: random regrowth")(RigL)

@@ -114,3 +114,7 @@ class MCDropout(RigL):
         """
         s = self.num_samples if num_samples is None else num_samples
         return super().predict(x, s, **kw)
+
+    def _samples_vary(self) -> bool:
+        """Dropout makes every pass different (RigL's warning about identical draws is moot)."""
+        return self.dropout > 0 or super()._samples_vary()
