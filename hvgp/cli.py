@@ -73,7 +73,8 @@ def _add_run_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> No
     ``options``); defaults stay None so files can fill them."""
     p.add_argument("--config", type=Path, help="TOML or JSON file with run options")
     for key, (default, owners) in model_options().items():
-        p.add_argument(f"--{key.replace('_', '-')}", dest=_OPTION + key, type=type(default),
+        kind = _bool if isinstance(default, bool) else type(default)
+        p.add_argument(f"--{key.replace('_', '-')}", dest=_OPTION + key, type=kind,
                        default=None, help=f"option of {', '.join(owners)} (default: {default})")
     for f in fields(RunConfig):
         if f.name in skip or f.name == "model_options":
@@ -82,6 +83,15 @@ def _add_run_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> No
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None,
                        help=f"{_HELP.get(f.name, f.name)} (default: {f.default})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _bool(text: str) -> bool:
+    """A yes/no flag value (``bool("false")`` would be True)."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    try:
+        return value[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
 def _csv(kind: type) -> Any:

@@ -197,7 +197,8 @@ def test_the_registry_exposes_the_posterior_as_a_cigl_option() -> None:
     from hvgp.config import RunConfig
 
     assert get_model("cigl").options == {"posterior": "point", "swag_rank": 10,
-                                         "swag_bn_batches": 10}
+                                         "swag_bn_batches": 10, "sigma_init": 1e-3,
+                                         "sigma_lr": 300.0, "analytic_kl": True}
     assert "posterior" not in get_model("rigl").options
     cfg = RunConfig(model="cigl", model_options={"posterior": "swag", "swag_rank": 0})
     assert cfg.options()["posterior"] == "swag"

@@ -313,3 +313,22 @@ def test_state_dict_and_export_keep_the_mean_network_and_sigma(tmp_path, var_fit
     with pytest.raises(ValueError, match="posterior=True"):
         save_model(tmp_path / "p.pt", _cigl(posterior="point").fit(_data(), epochs=1), arch,
                    posterior=True)
+
+
+@pytest.mark.parametrize(("text", "value"), [("false", False), ("True", True), ("0", False)])
+def test_the_cli_passes_the_variational_options(text: str, value: bool) -> None:
+    from hvgp.cli import _config, build_parser
+
+    args = build_parser().parse_args(["train", "--model", "cigl", "--posterior", "variational",
+                                      "--analytic-kl", text, "--sigma-lr", "50", "--out", "x"])
+    opts = _config(args).options()
+    assert (opts["posterior"], opts["analytic_kl"], opts["sigma_lr"]) == \
+        ("variational", value, 50.0)
+
+
+def test_a_bad_yes_no_flag_is_a_usage_error(capsys) -> None:
+    from hvgp.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["train", "--analytic-kl", "maybe", "--out", "x"])
+    assert e.value.code == 2 and "expected true or false" in capsys.readouterr().err

@@ -78,7 +78,8 @@ POSTERIORS: tuple[str, ...] = ("point", "swag", "variational")
 
 @register_model("cigl", reads={"drop_rate": "drop_rate", "averaging_start": "average_start",
                               "recipe": "recipe"},
-                options=("posterior", "swag_rank", "swag_bn_batches"),
+                options=("posterior", "swag_rank", "swag_bn_batches", "sigma_init", "sigma_lr",
+                         "analytic_kl"),
                 help="CigL: RigL + random mask Z + weight averaging")
 class CigL(Estimator):
     """Sparse training with a random mask and weight averaging, as SVI on a Pyro program.
