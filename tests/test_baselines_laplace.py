@@ -62,6 +62,38 @@ def test_the_prior_precision_is_tuned_by_marginal_likelihood(fitted) -> None:
         assert tuned > la.log_marginal_likelihood(prior_precision=prec * factor)
 
 
+def _val_nll(est: LastLayerLaplace, loader, prec: torch.Tensor) -> float:
+    est.la.prior_precision = prec
+    probs, y = est.predict_loader(loader)
+    return float(torch.nn.functional.nll_loss(probs.probs[0].clamp_min(1e-12).log(), y))
+
+
+def test_val_nll_prior_is_the_grid_point_with_the_lowest_validation_nll(moons) -> None:
+    train, val, _, info = moons
+    est = make_estimator("laplace", lambda: build_model("mlp", info, width=0.25), device="cpu",
+                         seed=0, sparsity=0.5, lr=0.1, prior_method="val-nll", grid_size=9)
+    est.fit(train, 4, val_loader=val)
+    chosen = est.prior_precision.clone()
+    grid = torch.logspace(-4, 4, 9)
+    assert torch.isclose(grid, chosen).any()  # a point of the grid
+    best = _val_nll(est, val, chosen)
+    assert all(best <= _val_nll(est, val, g.reshape(1)) + 1e-6 for g in grid)
+    est.la.prior_precision = chosen
+    marglik = est.tune_prior(method="marglik")  # same Hessian, the other rule
+    assert est.prior_method == "marglik" and not torch.isclose(marglik, chosen).all()
+
+
+def test_val_nll_prior_without_validation_data_is_refused_before_training(moons) -> None:
+    train, _, _, info = moons
+    est = LastLayerLaplace(build_model("mlp", info, width=0.125), 0.5, device="cpu",
+                           prior_method="val-nll")
+    with pytest.raises(ValueError, match="val_loader"):
+        est.fit(train, 1)
+    assert est.la is None  # refused before RigL trained
+    with pytest.raises(ValueError, match="prior_method must be one of marglik, val-nll"):
+        LastLayerLaplace(build_model("mlp", info, width=0.125), 0.5, prior_method="cv")
+
+
 def test_samples_are_seeded_glm_draws(moons, fitted) -> None:
     x = moons[2].dataset.x[:6]
     a, b = fitted.predict(x, num_samples=4), fitted.predict(x, num_samples=4)
@@ -73,7 +105,9 @@ def test_samples_are_seeded_glm_draws(moons, fitted) -> None:
 def test_registry_builds_it_and_a_run_reloads(tmp_path) -> None:
     spec = get_model("laplace")
     assert spec.kind == "network" and spec.options == {
-        "hessian_structure": "kron", "prior_structure": "scalar", "link_approx": "probit"}
+        "hessian_structure": "kron", "prior_structure": "scalar", "link_approx": "probit",
+        "prior_method": "marglik"}
+    assert spec.needs_val  # hvgp train / compare hand it the validation split
     cfg = RunConfig(model="laplace", data="moons", arch="mlp", width=0.25, epochs=2,
                     batch_size=64, device="cpu", sparsity=0.5)
     res = run(cfg, out=tmp_path / "run", shift=False)
