@@ -218,7 +218,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     results = compare(args.models, base.data, args.seeds, base=base, out=args.out,
                       progress=not args.quiet and args.workers == 1,
                       overrides=_per_model(args, args.models), overwrite=args.overwrite,
-                      workers=args.workers)
+                      workers=args.workers, reference=args.reference)
     print(format_table(results))
     paired = paired_comparison(results, args.reference)
     if paired:

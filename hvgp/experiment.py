@@ -362,7 +362,8 @@ def plan_compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[i
 def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] = (0,),
             base: RunConfig | None = None, out: str | Path | None = None,
             progress: bool = False, overrides: dict[str, dict[str, Any]] | None = None,
-            overwrite: bool = False, workers: int = 1) -> list[RunResult]:
+            overwrite: bool = False, workers: int = 1,
+            reference: str | None = None) -> list[RunResult]:
     """Train and score every model on the same data splits and seeds.
 
     ``dense`` and the GPs run at sparsity 0; every other baseline (MC dropout, mixup...) is
@@ -376,13 +377,18 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
     :param overwrite: replace finished runs in the sub-folders (else they are refused).
     :param workers: runs trained at once in worker processes (:func:`hvgp.pool.run_plan`;
         the results are the same, the estimators stay in the workers).
+    :param reference: the model ``table.md``'s paired differences are taken against
+        (default: :func:`default_reference`).
     """
     from hvgp.pool import run_plan
 
     plan = plan_compare(models, data, seeds, base, out, overrides, overwrite)
+    if reference is not None and get_model(reference).name not in {c.model for c, _ in plan}:
+        raise ValueError(f"reference {reference!r} is not among the compared models "
+                         f"({', '.join(models)})")
     results = run_plan(plan, workers=workers, progress=progress, overwrite=overwrite)
     if out is not None:
-        save_comparison(Path(out), results, seeds[0])
+        save_comparison(Path(out), results, seeds[0], reference)
     return results
 
 

@@ -16,13 +16,14 @@ BASE = RunConfig(data="moons", arch="mlp", width=0.25, epochs=1, batch_size=64,
 def test_workers_give_the_same_results_as_one_process(tmp_path: Path) -> None:
     one = compare(["rigl", "dense"], "moons", seeds=[0, 1], base=BASE)
     two = compare(["rigl", "dense"], "moons", seeds=[0, 1], base=BASE, workers=2,
-                  out=tmp_path / "cmp")
+                  out=tmp_path / "cmp", reference="dense")
     assert [(r.config.model, r.config.seed) for r in two] == \
         [(r.config.model, r.config.seed) for r in one]
     for a, b in zip(one, two):
         assert a.metrics["accuracy"] == b.metrics["accuracy"]
         assert a.metrics["nll"] == pytest.approx(b.metrics["nll"], rel=1e-6)
-    assert (tmp_path / "cmp" / "table.md").is_file()
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert "| model − dense |" in table and "model − rigl" not in table  # --reference kept
     assert (tmp_path / "cmp" / "rigl-s1" / "metrics.json").is_file()
 
 
@@ -33,3 +34,9 @@ def test_bad_worker_count_is_refused_before_anything_trains(tmp_path: Path,
         compare(["rigl"], "moons", seeds=[0], base=BASE, workers=workers,  # type: ignore
                 out=tmp_path / "cmp")
     assert not (tmp_path / "cmp" / "rigl-s0").exists()
+
+
+def test_a_reference_that_is_not_compared_is_refused_before_anything_trains(tmp_path) -> None:
+    with pytest.raises(ValueError, match="reference 'cigl' is not among the compared models"):
+        compare(["rigl"], "moons", seeds=[0], base=BASE, out=tmp_path / "c", reference="cigl")
+    assert not (tmp_path / "c" / "rigl-s0").exists()
