@@ -99,3 +99,22 @@ def test_drop_factor_layer_equals_the_dense_factor_bit_for_bit(kind: str) -> Non
     inactive = ~layer.weight_mask
     assert inactive.any() and got[2][inactive].abs().sum() > 0  # dense grads for RigL's grow
     assert (got[2][layer.weight_mask & (z == 0)] == 0).all()  # dropped weights get none
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_drop_factor_under_autocast_takes_the_dense_path(kind: str) -> None:
+    """bfloat16 autocast (gpu_check's AMP section on CPU): the fused function would mix
+    dtypes, so the layer applies the factor densely there, as autocast expects."""
+    torch.manual_seed(0)
+    layer, x = ((MaskedLinear(12, 7), torch.randn(5, 12)) if kind == "linear"
+                else (MaskedConv1d(3, 4, 3, padding=1), torch.randn(5, 3, 11)))
+    idx = layer.active_index()
+    z = torch.ones_like(layer.weight)
+    z.view(-1)[idx] = (torch.rand(idx.numel()) < 0.7).float()
+    compact = DropFactor(z, idx, drop_scale(0.3, z.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _layer_grads(layer, x, compact)
+        want = _layer_grads(layer, x, compact.dense())
+    assert got[0].dtype == torch.bfloat16
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)

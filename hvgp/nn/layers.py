@@ -162,8 +162,8 @@ class MaskedLayer:
         and the layer supports it for this input (:meth:`_fusable`); else None."""
         f = self.weight_factor
         if not isinstance(f, DropFactor) or self.weight_override is not None \
-                or not self._fusable(x):
-            return None
+                or not self._fusable(x) or torch.is_autocast_enabled(x.device.type):
+            return None  # autocast: the fused function's explicit ops would mix dtypes
         return _DropConnect.apply(x, self.weight, self.bias, self, f)
 
     def _fusable(self, x: torch.Tensor) -> bool:
