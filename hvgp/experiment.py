@@ -42,10 +42,10 @@ def __getattr__(name: str) -> Any:
 
 #: metrics shown in tables, in order
 TABLE_METRICS: tuple[str, ...] = ("accuracy", "ece", "ece_floor", "ece_debiased", "mce", "nll",
-                                  "brier", "ood_auroc")
+                                  "brier", "ood_auroc", "rmse", "crps", "coverage_90")
 
 #: metrics of the paired comparison against a reference model (``hvgp compare``)
-PAIRED_METRICS: tuple[str, ...] = ("ece", "ece_debiased", "nll", "accuracy")
+PAIRED_METRICS: tuple[str, ...] = ("ece", "ece_debiased", "nll", "accuracy", "rmse", "crps")
 
 
 @dataclass

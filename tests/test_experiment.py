@@ -61,3 +61,17 @@ def test_paired_comparison_pairs_by_seed_against_rigl_and_needs_two_seeds() -> N
     assert paired_comparison([r for r in results if r.config.seed == 0]) == ""  # one seed
     # another reference on request
     assert "model − cigl" in paired_comparison(results, "cigl")
+
+
+def test_a_regression_comparison_tables_rmse_crps_and_coverage() -> None:
+    """Regression runs have no accuracy/ECE: their table shows the regression scores."""
+    from hvgp.config import RunConfig
+    from hvgp.experiment import compare, format_table, paired_comparison
+
+    base = RunConfig(data="gap1d", arch="mlp", width=0.25, epochs=1, batch_size=32,
+                     sparsity=0.5, device="cpu")
+    res = compare(["rigl", "dense"], "gap1d", seeds=[0, 1], base=base)
+    header = format_table(res).splitlines()[0]
+    assert all(k in header for k in ("nll", "rmse", "crps", "coverage_90"))
+    assert "accuracy" not in header
+    assert "Δ rmse" in paired_comparison(res, "rigl") and "Δ crps" in paired_comparison(res)
