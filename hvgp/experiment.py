@@ -384,6 +384,7 @@ def compare(models: Sequence[str], data: str = "mnist1d", seeds: Sequence[int] =
 
     plan = plan_compare(models, data, seeds, base, out, overrides, overwrite)
     if reference is not None and get_model(reference).name not in {c.model for c, _ in plan}:
+        # the config's model is the canonical name; paired_comparison canonicalises too
         raise ValueError(f"reference {reference!r} is not among the compared models "
                          f"({', '.join(models)})")
     results = run_plan(plan, workers=workers, progress=progress, overwrite=overwrite)
@@ -409,7 +410,7 @@ def paired_comparison(results: Sequence[RunResult], reference: str | None = None
     """
     from hvgp.metrics import paired_table
 
-    reference = reference or default_reference(results)
+    reference = get_model(reference).name if reference else default_reference(results)
     rows = [r.row() for r in results]
     metrics = [m for m in PAIRED_METRICS if rows and all(m in row for row in rows)]
     seeds = {r.config.seed for r in results if r.config.model == reference}

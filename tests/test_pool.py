@@ -40,3 +40,10 @@ def test_a_reference_that_is_not_compared_is_refused_before_anything_trains(tmp_
     with pytest.raises(ValueError, match="reference 'cigl' is not among the compared models"):
         compare(["rigl"], "moons", seeds=[0], base=BASE, out=tmp_path / "c", reference="cigl")
     assert not (tmp_path / "c" / "rigl-s0").exists()
+
+
+def test_the_reference_may_be_spelled_as_the_registry_accepts_it(tmp_path: Path) -> None:
+    """A reference in another case (or an alias) pairs against the canonical model."""
+    compare(["rigl", "dense"], "moons", seeds=[0, 1], base=BASE, out=tmp_path / "c",
+            reference="DENSE")
+    assert "| model − dense |" in (tmp_path / "c" / "table.md").read_text()
