@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, command, machine, mean_std
+from _common import RESULTS, command, machine
 
 from hvgp.config import RunConfig
 from hvgp.data import get_loaders
@@ -65,7 +65,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             if not vals:
                 cells.append("–")
                 continue
-            mean, sd = mean_std(vals)
+            mean = sum(vals) / len(vals)
+            sd = (sum((v - mean) ** 2 for v in vals) / max(len(vals) - 1, 1)) ** 0.5
             cells.append(f"{mean:.4g} ± {sd:.2g}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     paired = paired_table(rows, "RigL MAP", ("nll", "ece_debiased", "brier", "accuracy"))
