@@ -76,8 +76,10 @@ def _layer_grads(layer: torch.nn.Module, x: torch.Tensor, factor: object,
     return [out.detach(), x.grad, layer.weight.grad.clone(), layer.bias.grad.clone()]
 
 
+@pytest.mark.parametrize("build", ["plain", "of"])
 @pytest.mark.parametrize("kind", ["linear", "conv"])
-def test_drop_factor_layer_equals_the_dense_factor_bit_for_bit(kind: str) -> None:
+def test_drop_factor_layer_equals_the_dense_factor_bit_for_bit(kind: str, build: str) -> None:
+    """Also with the expanded scale built once (``DropFactor.of``, the training step's)."""
     torch.manual_seed(0)
     if kind == "linear":
         layer, x = MaskedLinear(12, 7), torch.randn(5, 12)
@@ -91,7 +93,9 @@ def test_drop_factor_layer_equals_the_dense_factor_bit_for_bit(kind: str) -> Non
     z = torch.ones_like(layer.weight)
     z.view(-1)[idx] = (torch.rand(idx.numel()) < 1 - p).float()
     dense = torch.where(layer.weight_mask, z / (1 - p), torch.ones_like(z))
-    compact = DropFactor(z, idx, drop_scale(p, z.dtype))
+    make = DropFactor.of if build == "of" else DropFactor
+    compact = make(z, idx, drop_scale(p, z.dtype))
+    assert (compact.src is not None) == (build == "of")
     assert torch.equal(compact.dense(), dense)
     got, want = _layer_grads(layer, x, compact), _layer_grads(layer, x, dense)
     for a, b in zip(got, want, strict=True):

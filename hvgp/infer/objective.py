@@ -167,7 +167,7 @@ class NegativeELBO:
             idx = d.index
             if d.last_draw is not None and d.last_draw[0] is z:  # our draw: 1 off M
                 kept = d.last_draw[1]
-                f: torch.Tensor | DropFactor = DropFactor(z, idx, drop_scale(p, z.dtype))
+                f: torch.Tensor | DropFactor = DropFactor.of(z, idx, drop_scale(p, z.dtype))
             else:  # a handler gave the value
                 kept = z.reshape(-1).index_select(0, idx) != 0
                 f = torch.ones(z.shape, dtype=z.dtype, device=z.device)

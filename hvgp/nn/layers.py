@@ -63,6 +63,15 @@ class DropFactor(NamedTuple):
     z: torch.Tensor
     index: torch.Tensor
     scale: float
+    #: ``scale`` expanded to the index's length in Z's dtype (:meth:`of` builds it once per
+    #: step, so the three scalings of a step do not each build it)
+    src: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, z: torch.Tensor, index: torch.Tensor, scale: float) -> DropFactor:
+        """The factor with its expanded scale built once (what the training step uses)."""
+        src = torch.full((1,), scale, dtype=z.dtype, device=z.device).expand(index.numel())
+        return cls(z, index, scale, src)
 
     @property
     def shape(self) -> torch.Size:
@@ -83,8 +92,11 @@ class DropFactor(NamedTuple):
 
     def _scale_active_(self, t: torch.Tensor) -> torch.Tensor:
         """``t[active] *= scale`` in place (``t`` contiguous)."""
-        scale = torch.full((1,), self.scale, dtype=t.dtype, device=t.device)
-        t.view(-1).scatter_reduce_(0, self.index, scale.expand(self.index.numel()), "prod")
+        src = self.src
+        if src is None or src.dtype != t.dtype or src.device != t.device:
+            src = torch.full((1,), self.scale, dtype=t.dtype, device=t.device)
+            src = src.expand(self.index.numel())
+        t.view(-1).scatter_reduce_(0, self.index, src, "prod")
         return t
 
     def dense(self) -> torch.Tensor:
