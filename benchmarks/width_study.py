@@ -79,7 +79,7 @@ def report(results: C.ResultFile, widths: list[float], sparsity: float) -> str:
     return "\n".join(parts)
 
 
-def plot(results: C.ResultFile, widths: list[float], path: Path) -> None:
+def plot(results: C.ResultFile, widths: list[float], path: Path, arch: str) -> None:
     """ECE (mean ± std over seeds) against width for RigL, CigL and their floors."""
     import matplotlib
 
@@ -100,7 +100,7 @@ def plot(results: C.ResultFile, widths: list[float], path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(widths, [f"{w:g}" for w in widths])
     ax.set(xlabel="width multiplier", ylabel="test ECE (10 bins)")
-    ax.set_title("MNIST-1D, 90 % sparse: ECE vs width, p tuned per width\n"
+    ax.set_title(f"MNIST-1D {arch.upper()}, 90 % sparse: ECE vs width, p tuned per width\n"
                  "dotted: ECE of a calibrated predictor with the same confidences",
                  fontsize="small")
     ax.legend(fontsize="x-small")
@@ -149,7 +149,7 @@ def main() -> None:
     md = report(results, args.widths, args.sparsity)
     results.save()
     out.with_suffix(".md").write_text(md + "\n")
-    plot(results, args.widths, out.with_suffix(".png"))
+    plot(results, args.widths, out.with_suffix(".png"), args.arch)
     print(md)
 
 
