@@ -29,10 +29,9 @@ from typing import Any
 
 import _common as C
 import torch
-from step_overhead import fmt_ratio, hvgp_step_fn, interleaved_times, summary
+from step_overhead import fmt_ratio, interleaved_times, mnist1d_steps, summary
 
 import hvgp.infer.trainer as trainer_module
-from hvgp.nn import build_model
 from hvgp.nn.layers import MaskedLayer
 
 OUT = C.RESULTS / "step_attribution.json"
@@ -69,12 +68,7 @@ PARTS = ("no_hold", "dense_factor", "no_mask_in_layers")
 def measure(arch: str, reps: int, block: int) -> dict[str, Any]:
     """Interleaved CPU/wall times of RigL, CigL and CigL with each part switched off."""
     device = torch.device("cpu")
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(128, 40, generator=g), torch.randint(0, 10, (128,), generator=g)
-    steps: dict[str, Callable[[], Any]] = {}
-    for label, p in (("rigl", 0.0), ("cigl", 0.01)):
-        torch.manual_seed(0)
-        steps[label] = hvgp_step_fn(build_model(arch, (40,), 10), x, y, p, 5e-4, device)
+    steps = mnist1d_steps(arch, device)
 
     def probe(part: str) -> Callable[[], Any]:
         def step() -> None:

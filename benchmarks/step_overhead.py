@@ -140,6 +140,19 @@ def hvgp_step_fn(net, x, y, p: float, wd: float, device) -> Step:
     return lambda: trainer.train_step(x, y)
 
 
+def mnist1d_steps(arch: str, device: torch.device, p: float = 0.01) -> dict[str, Step]:
+    """hvgp's RigL and CigL (``p``) steps on MNIST-1D shapes (batch 128, one seeded batch),
+    each on a network built from seed 0: the pair the attribution and memory checks use."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 40, generator=g), torch.randint(0, 10, (128,), generator=g)
+    steps = {}
+    for label, q in (("rigl", 0.0), ("cigl", p)):
+        torch.manual_seed(0)
+        steps[label] = hvgp_step_fn(build_model(arch, (40,), 10).to(device), x.to(device),
+                                    y.to(device), q, 5e-4, device)
+    return steps
+
+
 PAIRS = {"cigl_over_rigl": ("hvgp_cigl", "hvgp_rigl"),
          "hvgp_rigl_over_plain_rigl": ("hvgp_rigl", "plain_rigl"),
          "hvgp_cigl_over_plain_cigl": ("hvgp_cigl", "plain_cigl"),

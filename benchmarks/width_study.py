@@ -117,7 +117,8 @@ def main() -> None:
     ap.add_argument("--recipe", default="paper")
     ap.add_argument("--drop-rates", type=float, nargs="+", default=[0.0, 0.005, 0.01, 0.05, 0.1])
     ap.add_argument("--averaging-start", type=float, default=0.8)
-    ap.add_argument("--tune-seeds", type=int, nargs="+", default=[100, 101])
+    ap.add_argument("--tune-seeds", type=int, nargs="+", default=None,
+                    help="default: 100 101 (100 with --quick)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=None, help="default: 50 (MLP), 100 (CNN)")
     ap.add_argument("--data", default="mnist1d-large")
@@ -131,9 +132,10 @@ def main() -> None:
         args.epochs = 50 if args.arch == "mlp" else 100
     if args.quick:
         args.epochs, args.widths, args.seeds = 1, [0.5, 1.0], [0, 1]
-        args.tune_seeds = args.tune_seeds if args.tune_seeds != [100, 101] else [100]
         args.drop_rates = [0.0, 0.05]
         out = Path(args.out) if args.out else Path("/tmp/hvgp_bench_quick/width_study")
+    if args.tune_seeds is None:
+        args.tune_seeds = [100] if args.quick else [100, 101]
     if set(args.tune_seeds) & set(args.seeds):
         raise SystemExit("tuning and reporting seeds must be disjoint")
     C.setup_threads(args.threads)

@@ -14,9 +14,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from overhead import peak_bytes  # noqa: E402
-from step_overhead import hvgp_step_fn  # noqa: E402
+from step_overhead import mnist1d_steps  # noqa: E402
 
-from hvgp.nn import MaskedConv1d, MaskedLinear, build_model  # noqa: E402
+from hvgp.nn import MaskedConv1d, MaskedLinear  # noqa: E402
 from hvgp.nn.layers import DropFactor, drop_scale, weight_factors  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -33,14 +33,8 @@ def one_thread() -> Iterator[None]:
 
 def _peaks(arch: str) -> tuple[int, int]:
     """Peak bytes of one hvgp CigL (p = 0.01) and one RigL step, same network and batch."""
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(128, 40, generator=g), torch.randint(0, 10, (128,), generator=g)
-    peaks = []
-    for p in (0.01, 0.0):
-        torch.manual_seed(0)
-        step = hvgp_step_fn(build_model(arch, (40,), 10), x, y, p, 5e-4, CPU)
-        peaks.append(peak_bytes(step, CPU))
-    return peaks[0], peaks[1]
+    steps = mnist1d_steps(arch, CPU)
+    return peak_bytes(steps["cigl"], CPU), peak_bytes(steps["rigl"], CPU)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn1d"])
