@@ -60,8 +60,11 @@ class RandomMask(dist.TorchDistribution):
     Event shape: the weight's shape; values 0./1. in ``dtype``. The log density is 0
     (q(Z) = p(Z) cancels in the ELBO). Only the ``nnz`` active entries are drawn
     (``rand < keep`` at ``index``): the inactive ones do not matter (factor 1, no prior).
-    The last draw's ``(value, kept)`` is kept in ``last_draw`` (``kept``: bool per active
-    entry), so the fast training step reuses it instead of gathering it back.
+    The last draw's ``(value, kept, dropped)`` is kept in ``last_draw`` (``kept``: bool per
+    active entry; ``dropped``: flat indices of the active entries drawn 0, on the CPU for a
+    single draw, else None), so the fast training step reuses it instead of gathering it
+    back. On the CPU a single draw fills Z through ``dropped`` (about ``p * nnz`` entries,
+    a count known without a device sync); Z is the same either way.
 
     :param mask: the deterministic mask M (bool, the weight's shape).
     :param keep: ``1 - p``.
@@ -90,9 +93,14 @@ class RandomMask(dist.TorchDistribution):
         m = self.mask
         kept = torch.rand(*lead, self.index.numel(), device=m.device) < self.keep
         z = torch.ones(*lead, m.numel(), dtype=self.dtype, device=m.device)
-        z.index_copy_(-1, self.index, kept.to(self.dtype))
+        dropped = None
+        if not lead and m.device.type == "cpu":
+            dropped = self.index[kept.logical_not()]
+            z.index_fill_(0, dropped, 0.0)
+        else:
+            z.index_copy_(-1, self.index, kept.to(self.dtype))
         z = z.reshape(*lead, *m.shape)
-        self.last_draw = (z, kept)
+        self.last_draw = (z, kept, dropped)
         return z
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -173,10 +181,20 @@ class SparseBNN(nn.Module):
 
     # ---- the Pyro program ----------------------------------------------------------------
     def mask_distribution(self, name: str) -> RandomMask:
-        """The distribution of layer ``name``'s random mask Z (drop rate must be > 0)."""
+        """The distribution of layer ``name``'s random mask Z (drop rate must be > 0).
+
+        The same object while the mask, its active index, the rate and the dtype stay (a
+        distribution's construction costs about as much as a small layer's draw).
+        """
         layer = self.layers[name]
-        return RandomMask(layer.weight_mask, 1.0 - self.drop_rates[name], layer.weight.dtype,
-                          index=layer.active_index())
+        mask, index = layer.weight_mask, layer.active_index()
+        keep, dtype = 1.0 - self.drop_rates[name], layer.weight.dtype
+        cache = self.__dict__.setdefault("_mask_dists", {})
+        d = cache.get(name)
+        if d is None or d.mask is not mask or d.index is not index or d.keep != keep \
+                or d.dtype != dtype or d.batch_shape:
+            d = cache[name] = RandomMask(mask, keep, dtype, index=index)
+        return d
 
     def sample_masks(self, num_samples: int | None = None) -> dict[str, torch.Tensor]:
         """Only the random-mask sites: layer name -> Z (``(S, *w)`` in a ``samples`` plate).

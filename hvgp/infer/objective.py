@@ -44,6 +44,10 @@ from hvgp.nn.layers import DropFactor, drop_scale
 
 __all__ = ["FastTerms", "NegativeELBO", "SiteRecorder"]
 
+#: one layer's draw of Z on the fast step: ``(Z, active index, kept per active entry,
+#: Z's version counter, flat indices of the dropped active entries or None)``
+Draw = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, "torch.Tensor | None"]
+
 
 class SiteRecorder(Messenger):
     """Records the values of the named sample sites (the random masks) as they are drawn."""
@@ -67,20 +71,23 @@ class FastTerms:
     :param prior: the prior term ``-sum_kept log N(U; 0, s) / N`` (0-d, no graph).
     :param decay: ``lambda = 1 / (s^2 N)``: the prior term's gradient is ``lambda U`` on
         the kept weights (0 for the flat prior).
-    :param draws: layer name -> ``(Z, active index, kept per active entry, Z's version)``.
+    :param draws: layer name -> ``(Z, active index, kept per active entry, Z's version,
+        flat indices of the dropped active entries or None)``.
     """
 
     data: torch.Tensor
     prior: torch.Tensor
     decay: float
-    draws: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = field(
-        default_factory=dict)
+    draws: dict[str, Draw] = field(default_factory=dict)
 
     @torch.no_grad()
     def add_prior_gradient(self, layers: dict[str, Any]) -> None:
-        """``grad += lambda * U * Z`` (kept weights; inactive ones are 0) for every layer."""
+        """``grad += lambda * U * Z`` (kept weights; inactive ones are 0) for every layer:
+        one multi-tensor call for the layers with a Z and one for those without."""
         if self.decay == 0:
             return
+        masked: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
+        plain: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
         for name, layer in layers.items():
             w = layer.weight
             if not w.requires_grad:
@@ -89,9 +96,15 @@ class FastTerms:
                 w.grad = torch.zeros_like(w)
             draw = self.draws.get(name)
             if draw is None:
-                w.grad.add_(w, alpha=self.decay)
+                plain[0].append(w.grad)
+                plain[1].append(w)
             else:
-                w.grad.addcmul_(w, draw[0], value=self.decay)
+                for group, t in zip(masked, (w.grad, w, draw[0]), strict=True):
+                    group.append(t)
+        if plain[0]:
+            torch._foreach_add_(plain[0], plain[1], alpha=self.decay)
+        if masked[0]:
+            torch._foreach_addcmul_(*masked, value=self.decay)
 
 
 def _handlers_allow_fast() -> bool:
@@ -166,13 +179,13 @@ class NegativeELBO:
             z = pyro.sample(mask_site(name), d)
             idx = d.index
             if d.last_draw is not None and d.last_draw[0] is z:  # our draw: 1 off M
-                kept = d.last_draw[1]
+                _, kept, dropped = d.last_draw
                 f: torch.Tensor | DropFactor = DropFactor.of(z, idx, drop_scale(p, z.dtype))
             else:  # a handler gave the value
-                kept = z.reshape(-1).index_select(0, idx) != 0
+                kept, dropped = z.reshape(-1).index_select(0, idx) != 0, None
                 f = torch.ones(z.shape, dtype=z.dtype, device=z.device)
                 f.view(-1).index_copy_(0, idx, kept.to(z.dtype) / (1.0 - p))
-            draws[name], factors[name] = (z, idx, kept, z._version), f
+            draws[name], factors[name] = (z, idx, kept, z._version, dropped), f
         out = b.forward_masked(x, {}, factors)
         lik = b.likelihood
         if not lik.is_classification:
@@ -191,27 +204,38 @@ class NegativeELBO:
         return FastTerms(data, prior, decay, draws)
 
     @torch.no_grad()
-    def _prior_term(self, draws: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]],
-                    n: int) -> tuple[torch.Tensor, float]:
-        """``-sum_kept log N(U; 0, s) / n`` and ``lambda = 1 / (s^2 n)`` (0, 0: flat prior)."""
+    def _prior_term(self, draws: dict[str, Draw], n: int) -> tuple[torch.Tensor, float]:
+        """``-sum_kept log N(U; 0, s) / n`` and ``lambda = 1 / (s^2 n)`` (0, 0: flat prior).
+
+        ``sum_kept U^2`` is ``sum U^2`` over every weight (the weights off M are exactly 0,
+        the invariant :meth:`FastTerms.add_prior_gradient` relies on too) less the dropped
+        entries' (gathered by index where the draw has them, else masked on the active
+        entries): a few multi-tensor calls instead of a gather and masked sum per layer.
+        """
         b = self.bnn
         s = float(b.prior.scale)
-        first = next(iter(b.layers.values())).weight
+        layers = list(b.layers.values())
+        first = layers[0].weight
         if math.isinf(s):
             return first.new_zeros(()), 0.0
-        sq = first.new_zeros(())
-        count = first.new_zeros(())
+        norms = torch._foreach_norm([layer.weight for layer in layers])
+        sq = torch.stack(norms).square().sum()
+        count: int | torch.Tensor = sum(int(layer.active_index().numel()) for layer in layers)
+        gathered = []
         for name, layer in b.layers.items():
-            w = layer.weight.reshape(-1)
             draw = draws.get(name)
-            idx = layer.active_index() if draw is None else draw[1]
-            active = w.index_select(0, idx)
             if draw is None:
-                sq += active.square().sum()
-                count += idx.numel()
-            else:
-                kept = draw[2].to(w.dtype)
-                sq += active.square().mul_(kept).sum()
-                count += kept.sum()
+                continue
+            w, idx, kept, dropped = layer.weight.reshape(-1), draw[1], draw[2], draw[4]
+            if dropped is not None:
+                gathered.append(w.index_select(0, dropped))
+                count = count - dropped.numel()
+            else:  # no host sync for the count (CUDA), or Z given by a handler
+                lost = kept.logical_not()
+                sq = sq - w.index_select(0, idx).square().mul_(lost.to(w.dtype)).sum()
+                count = count - lost.sum()
+        if gathered:
+            v = torch.cat(gathered)
+            sq = sq - torch.dot(v, v)
         const = math.log(s) + 0.5 * math.log(2 * math.pi)
         return (sq / (2 * s * s) + count * const) / n, 1.0 / (s * s * n)

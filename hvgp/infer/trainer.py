@@ -76,17 +76,19 @@ def hold_dropped_step(
 @torch.no_grad()
 def hold_dropped_step_indexed(
     optimizer: torch.optim.Optimizer,
-    held: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    held: Sequence[tuple[torch.Tensor, ...]],
     dense: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
 ) -> None:
     """:func:`hold_dropped_step` for ``(param, active index, kept)`` triples: the active
     entries with ``kept`` False are held (the ``dense`` pairs as in :func:`hold_dropped_step`).
+    A fourth element, the flat indices of those entries (the draw's ``dropped``), saves
+    finding them again.
 
     Cost on the CPU: a gather and a scatter of the held entries only; on other devices a
     gather, ``where`` and scatter of the active entries (no host sync for the count).
     """
     restore: list[Any] = []
-    for param, index, kept in held:
+    for param, index, kept, *known in held:
         state = optimizer.state.get(param, {})
         tensors = [param, *(v for v in state.values()
                             if torch.is_tensor(v) and v.shape == param.shape)]
@@ -96,7 +98,7 @@ def hold_dropped_step_indexed(
             dense = [*dense, (param, dropped.view(param.shape))]
             continue
         if param.device.type == "cpu":
-            where = index[~kept]
+            where = known[0] if known and known[0] is not None else index[~kept]
             restore += [(t.view(-1), where, None, t.view(-1).index_select(0, where))
                         for t in tensors]
         else:
@@ -158,7 +160,21 @@ class Trainer:
 
     @property
     def device(self) -> torch.device:
-        return next(self.bnn.net.parameters()).device
+        """Where the network's weights are (its first masked layer's)."""
+        return self._weights().device
+
+    def _weights(self) -> torch.Tensor:
+        """The first masked layer's weight (its device and dtype are the network's; looked
+        up without a walk over every module, which costs more than a small step's ops)."""
+        layers = getattr(self.bnn, "layers", None)
+        if layers:
+            return next(iter(layers.values())).weight
+        return next(self.bnn.net.parameters())
+
+    def _train_mode(self) -> None:
+        """``bnn.train()``, skipped when every module already is in training mode."""
+        if not all(m.training for m in self.bnn.modules()):
+            self.bnn.train()
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -182,15 +198,15 @@ class Trainer:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One SVI step; returns the loss (negative ELBO / N) as a float."""
-        device = self.device
+        weights = self._weights()
+        device = weights.device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        weights = next(self.bnn.net.parameters())
         if x.is_floating_point() and x.dtype != weights.dtype:  # float64 features: cast
             x = x.to(weights.dtype)
         if x.is_floating_point() and not torch.isfinite(x).all():
             raise ValueError(f"input batch at step {self.step} contains NaN/inf (non-finite) "
                              "values; clean the data set before training")
-        self.bnn.train()
+        self._train_mode()
         self.optimizer.zero_grad(set_to_none=False)
         # the last step's Z go before this step's are drawn: never two sets of weight-sized
         # masks live at once (#17: CigL's peak memory is RigL's)
@@ -229,7 +245,7 @@ class Trainer:
             draw = None if terms is None else terms.draws.get(name)
             if draw is not None and draw[0] is z and z._version == draw[3] \
                     and layer.active_index() is draw[1]:  # mask and Z as drawn: by index
-                indexed.append((layer.weight, draw[1], draw[2]))
+                indexed.append((layer.weight, draw[1], draw[2], draw[4]))
             else:
                 dense.append((layer.weight, layer.weight_mask & ~z.bool()))
         if indexed:

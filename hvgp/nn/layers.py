@@ -51,6 +51,14 @@ def drop_scale(p: float, dtype: torch.dtype) -> float:
     return float(torch.ones((), dtype=dtype) / (1.0 - p))
 
 
+@lru_cache(maxsize=64)
+def _scalar(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A one-element tensor holding ``value`` (built once per value, dtype and device: a
+    training step expands it instead of allocating it; never written to)."""
+    with torch.inference_mode(False):  # a normal tensor even when first made in inference
+        return torch.full((1,), value, dtype=dtype, device=device)
+
+
 class DropFactor(NamedTuple):
     """The factor ``where(M, Z / (1 - p), 1)`` held as Z itself, M's flat active indices and
     ``scale = 1 / (1 - p)`` (:func:`drop_scale`); Z must be 1 off the active entries.
@@ -70,8 +78,7 @@ class DropFactor(NamedTuple):
     @classmethod
     def of(cls, z: torch.Tensor, index: torch.Tensor, scale: float) -> DropFactor:
         """The factor with its expanded scale built once (what the training step uses)."""
-        src = torch.full((1,), scale, dtype=z.dtype, device=z.device).expand(index.numel())
-        return cls(z, index, scale, src)
+        return cls(z, index, scale, _scalar(scale, z.dtype, z.device).expand(index.numel()))
 
     @property
     def shape(self) -> torch.Size:
@@ -169,6 +176,12 @@ class MaskedLayer:
             f = f.dense()
         return self.weight if f is None else self.weight * f
 
+    def _plain(self) -> bool:
+        """True when ``forward`` is the plain layer: no factor, no override, one weight
+        (``functional_call`` may swap in a stacked one)."""
+        return (self.weight_factor is None and self.weight_override is None
+                and self.weight.shape == self.weight_mask.shape)
+
     def _drop_connect(self, x: torch.Tensor) -> torch.Tensor | None:
         """The output through :class:`_DropConnect` when the factor is a :class:`DropFactor`
         and the layer supports it for this input (:meth:`_fusable`); else None."""
@@ -262,6 +275,8 @@ class MaskedLinear(nn.Linear, MaskedLayer):
         return (grad.t().mm(x) if need_w else None), (grad.sum(0) if need_b else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._plain():
+            return F.linear(x, self.weight, self.bias)  # the plain layer (RigL's step)
         out = self._drop_connect(x)
         if out is not None:
             return out
@@ -309,6 +324,8 @@ class _MaskedConvNd(MaskedLayer):
         return (gw if need_w else None), (gb if need_b else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self._plain():
+            return self._conv_forward(x, self.weight, self.bias)  # the plain layer
         out = self._drop_connect(x)
         if out is not None:
             return out
@@ -367,13 +384,15 @@ def weight_factors(layers: Mapping[str, MaskedLayer], factors: Mapping[str, torc
     parameter for the product with ``functional_call`` costs a module walk per call.
     """
     attr = "weight_override" if replace else "weight_factor"
+    # plain attributes (never parameters, buffers or modules): set past nn.Module's
+    # __setattr__ bookkeeping, which costs more than a small layer's multiply
     try:
         for name, f in factors.items():
-            setattr(layers[name], attr, f)
+            object.__setattr__(layers[name], attr, f)
         yield
     finally:
         for name in factors:
-            setattr(layers[name], attr, None)
+            object.__setattr__(layers[name], attr, None)
 
 
 _CONVERT = {nn.Linear: MaskedLinear, nn.Conv1d: MaskedConv1d, nn.Conv2d: MaskedConv2d}
