@@ -6,9 +6,11 @@ interleaved_times`) cancels that. The commit's ``hvgp/`` is exported with ``git 
 into a temporary folder as the package ``hvgp_base`` (every ``hvgp`` import in it renamed),
 so the two versions import side by side. For each network: hvgp's CigL (p = 0.01, fast
 step) and RigL steps of both versions on the same seeded network and batch (MNIST-1D
-shapes, batch 128); ratios are medians of per-repetition ratios with quartiles (CPU time).
+shapes, batch 128; WRN-22-2: 3x32x32, batch 32); ratios are medians of per-repetition
+ratios with quartiles (CPU time).
 
-    .venv/bin/python benchmarks/step_ab_commits.py --base HEAD~1 [--reps 25] [--archs mlp cnn1d]
+    .venv/bin/python benchmarks/step_ab_commits.py --base HEAD~1 [--reps 25]
+        [--archs mlp cnn1d wrn-22-2]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import _common as C
 import torch
-from step_overhead import fmt_ratio, interleaved_times, summary
+from step_overhead import fmt_ratio, interleaved_times, summary, timing_args
 from torch.utils.data import DataLoader, TensorDataset
 
 OUT = C.RESULTS / "step_ab_commits.json"
@@ -66,14 +68,18 @@ def step_fn(pkg: str, arch: str, p: float, x: torch.Tensor, y: torch.Tensor) -> 
     return lambda: trainer.train_step(x, y)
 
 
+#: input shape and batch per network (default: MNIST-1D, batch 128); as overhead.py's
+SHAPES = {"wrn-22-2": ((3, 32, 32), 32)}
+
 PAIRS = {"CigL new/base": ("new CigL", "base CigL"), "RigL new/base": ("new RigL", "base RigL"),
          "CigL/RigL new": ("new CigL", "new RigL"), "CigL/RigL base": ("base CigL", "base RigL")}
 
 
 def measure(arch: str, reps: int, block: int) -> dict[str, Any]:
     """Interleaved CPU step times of both versions' CigL and RigL on ``arch``."""
+    shape, batch = SHAPES.get(arch, ((40,), 128))
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(128, 40, generator=g), torch.randint(0, 10, (128,), generator=g)
+    x, y = torch.randn(batch, *shape, generator=g), torch.randint(0, 10, (batch,), generator=g)
     fns = {f"{tag} {name}": step_fn(pkg, arch, p, x, y)
            for tag, pkg in (("new", "hvgp"), ("base", "hvgp_base"))
            for name, p in (("CigL", 0.01), ("RigL", 0.0))}
@@ -84,14 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="HEAD~1", help="the commit to compare against")
     ap.add_argument("--archs", nargs="+", default=["mlp", "cnn1d"])
-    ap.add_argument("--reps", type=int, default=25)
-    ap.add_argument("--block", type=int, default=10)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    out = OUT
-    if args.quick:
-        args.reps, args.block = 2, 1
-        out = Path("/tmp/hvgp_bench_quick/step_ab_commits.json")
+    args, out = timing_args(ap, OUT, reps=25, block=10)
     C.setup_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         base = export_base(args.base, Path(tmp))

@@ -24,12 +24,11 @@ import argparse
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import _common as C
 import torch
-from step_overhead import fmt_ratio, interleaved_times, mnist1d_steps, summary
+from step_overhead import fmt_ratio, interleaved_times, mnist1d_steps, summary, timing_args
 
 import hvgp.infer.trainer as trainer_module
 from hvgp.nn.layers import MaskedLayer
@@ -84,14 +83,7 @@ def measure(arch: str, reps: int, block: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", nargs="+", default=["mlp", "cnn1d"])
-    ap.add_argument("--reps", type=int, default=40)
-    ap.add_argument("--block", type=int, default=20)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    out = OUT
-    if args.quick:
-        args.reps, args.block = 2, 1
-        out = Path("/tmp/hvgp_bench_quick/step_attribution.json")
+    args, out = timing_args(ap, OUT, reps=40, block=20)
     C.setup_threads(1)
     results = {arch: measure(arch, args.reps, args.block) for arch in args.archs}
     print("| arch | RigL ms | CigL ms | CigL/RigL | " + " | ".join(PARTS) + " |")

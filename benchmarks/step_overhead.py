@@ -173,19 +173,27 @@ def measure(arch: str, shape, batch: int, device: torch.device, reps: int, block
     return summary(interleaved_times(fns, device, reps, block), PAIRS)
 
 
+def timing_args(ap: argparse.ArgumentParser, out: Path, reps: int, block: int,
+                ) -> tuple[argparse.Namespace, Path]:
+    """Parse ``ap`` with the timing options every step benchmark shares (``--reps``,
+    ``--block``, ``--quick``: 2 repetitions of 1 step, output under /tmp); returns the
+    arguments and where the JSON goes."""
+    ap.add_argument("--reps", type=int, default=reps, help="interleaved repetitions")
+    ap.add_argument("--block", type=int, default=block, help="steps per timed block")
+    ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
+    args = ap.parse_args()
+    if args.quick:
+        args.reps, args.block = 2, 1
+        out = Path("/tmp/hvgp_bench_quick") / out.name
+    return args, out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--big", action="store_true", help="also WRN-22-2 on 3x32x32, batch 32")
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    out = OUT
-    if args.quick:
-        args.reps, args.block = 2, 1
-        out = Path("/tmp/hvgp_bench_quick/step_overhead.json")
+    args, out = timing_args(ap, OUT, reps=15, block=10)
     C.setup_threads(args.threads)
     device = resolve_device(args.device)
     cases = [("cnn1d", (40,), 128), ("mlp", (40,), 128)]
