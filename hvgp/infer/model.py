@@ -91,6 +91,7 @@ class RandomMask(dist.TorchDistribution):
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
         lead = torch.Size(sample_shape) + self.batch_shape
         m = self.mask
+        self.last_draw = None  # a cached distribution drops its last Z before the next
         kept = torch.rand(*lead, self.index.numel(), device=m.device) < self.keep
         z = torch.ones(*lead, m.numel(), dtype=self.dtype, device=m.device)
         dropped = None
