@@ -25,13 +25,11 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import _common as C
 import torch
-from step_overhead import fmt_ratio, interleaved_times, summary, timing_args
-from torch.utils.data import DataLoader, TensorDataset
+from step_overhead import fmt_ratio, hvgp_step_fn, interleaved_times, summary, timing_args
 
 OUT = C.RESULTS / "step_ab_commits.json"
 REPO = Path(__file__).resolve().parents[1]
@@ -57,15 +55,10 @@ def export_base(rev: str, folder: Path) -> str:
 
 def step_fn(pkg: str, arch: str, p: float, x: torch.Tensor, y: torch.Tensor) -> Callable[[], Any]:
     """Package ``pkg``'s SVI step (CigL at ``p`` > 0, else RigL) on a seeded network."""
-    infer: ModuleType = importlib.import_module(f"{pkg}.infer")
-    nn_mod: ModuleType = importlib.import_module(f"{pkg}.nn")
     torch.manual_seed(0)
-    net = nn_mod.build_model(arch, tuple(x.shape[1:]), 10)
-    kw = dict(sparsity=0.9, lr=0.01, weight_decay=5e-4, device="cpu", schedule="constant",
-              delta_t=10**9)
-    est = infer.CigL(net, drop_rate=p, averaging=False, **kw) if p else infer.RigL(net, **kw)
-    trainer = est.fit(DataLoader(TensorDataset(x, y), batch_size=len(x)), epochs=1).trainer
-    return lambda: trainer.train_step(x, y)
+    net = importlib.import_module(f"{pkg}.nn").build_model(arch, tuple(x.shape[1:]), 10)
+    return hvgp_step_fn(net, x, y, p, 5e-4, torch.device("cpu"),
+                        importlib.import_module(f"{pkg}.infer"))
 
 
 #: input shape and batch per network (default: MNIST-1D, batch 128); as overhead.py's

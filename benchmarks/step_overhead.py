@@ -20,6 +20,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import _common as C
@@ -125,18 +126,22 @@ def plain_step_fn(net, x, y, p: float, wd: float, device) -> Step:
     return step
 
 
-def hvgp_estimator(net, x, y, p: float, wd: float, device, **kw: Any) -> CigL:
-    """A fitted (one step) hvgp CigL (p > 0) or RigL (p == 0) on the batch ``(x, y)``."""
+def hvgp_estimator(net, x, y, p: float, wd: float, device, infer: ModuleType | None = None,
+                   **kw: Any) -> CigL:
+    """A fitted (one step) hvgp CigL (p > 0) or RigL (p == 0) on the batch ``(x, y)``;
+    ``infer``: the ``hvgp.infer`` module to take them from (another version's, for A/B)."""
+    cigl, rigl = (CigL, RigL) if infer is None else (infer.CigL, infer.RigL)
     loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=len(x))
     kw = dict(sparsity=0.9, lr=0.01, weight_decay=wd, device=device, schedule="constant",
               delta_t=10**9, **kw)
-    est = CigL(net, drop_rate=p, averaging=False, **kw) if p else RigL(net, **kw)
+    est = cigl(net, drop_rate=p, averaging=False, **kw) if p else rigl(net, **kw)
     return est.fit(loader, epochs=1)
 
 
-def hvgp_step_fn(net, x, y, p: float, wd: float, device) -> Step:
+def hvgp_step_fn(net, x, y, p: float, wd: float, device,
+                 infer: ModuleType | None = None) -> Step:
     """hvgp's SVI step (Trainer.train_step) for CigL (p > 0) or RigL (p == 0)."""
-    trainer = hvgp_estimator(net, x, y, p, wd, device).trainer
+    trainer = hvgp_estimator(net, x, y, p, wd, device, infer).trainer
     return lambda: trainer.train_step(x, y)
 
 
