@@ -126,3 +126,21 @@ def test_a_module_left_in_eval_mode_trains_again_on_the_next_step() -> None:
     before = bn.running_mean.clone()
     est.trainer.train_step(x[:16], y[:16])
     assert bn.training and not torch.equal(bn.running_mean, before)
+
+
+def test_a_cached_distribution_lets_its_last_z_go_before_drawing_the_next(monkeypatch) -> None:
+    """One Z per layer alive at a time, as when each step built a new distribution."""
+    import weakref
+
+    d = _bnn().mask_distribution("3")
+    ref = weakref.ref(d.sample())  # only the distribution's last_draw holds it now
+    alive_at_draw = []
+    real_rand = torch.rand
+
+    def rand(*args, **kwargs):
+        alive_at_draw.append(ref() is not None)
+        return real_rand(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "rand", rand)
+    d.sample()
+    assert alive_at_draw == [False]
