@@ -21,6 +21,15 @@ _FIRST_LAST = {False: (), True: ("first", "last"), "first": ("first",), "last": 
                "both": ("first", "last")}
 
 
+def mask_multiplier(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` as the factor of ``t.mul_(mask)``: a bool mask viewed as uint8 (no copy).
+
+    Why: on the CPU, multiplying by a bool tensor first casts it in a slow kernel (~60 us
+    per 65k weights, against ~15 us for the whole uint8 product); the product is the same
+    bit for bit (0/1 either way; signed zeros and NaN propagate as before).
+    """
+    return mask.view(torch.uint8) if mask.dtype == torch.bool else mask
+
 class SparseTopology:
     """Exact-count random masks for the maskable weights of ``module``, allocated per layer.
 
@@ -123,7 +132,7 @@ class SparseTopology:
     def apply_(self) -> None:
         """Zero every masked weight in place (``weight *= mask``); no dense copies are made."""
         for site in self.sites.values():
-            site.param.mul_(site.mask)
+            site.param.mul_(mask_multiplier(site.mask))
 
     @torch.no_grad()
     def mask_grads_(self) -> None:
@@ -131,7 +140,7 @@ class SparseTopology:
         for site in self.sites.values():
             grad = site.param.grad
             if grad is not None:
-                grad.mul_(site.mask)
+                grad.mul_(mask_multiplier(site.mask))
 
     # ---- statistics ----------------------------------------------------------------------
     def nnz(self) -> dict[str, int]:

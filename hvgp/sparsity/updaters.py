@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .schedule import DropFractionSchedule
-from .topology import SparseTopology
+from .topology import SparseTopology, mask_multiplier
 
 __all__ = ["SET", "UPDATERS", "RigL", "Static", "TopologyUpdater", "make_updater"]
 
@@ -133,7 +133,7 @@ class TopologyUpdater:
             k = min(nnz, math.ceil(round(alpha_t * nnz, 9))) if 0 < nnz < numel else 0
             stats["k"][name] = k
             if k == 0:
-                param.mul_(mask)
+                param.mul_(mask_multiplier(mask))
                 stats["dropped"][name] = stats["grown"][name] = 0
                 continue
             scores = self.grow_scores(name, param)
@@ -151,7 +151,7 @@ class TopologyUpdater:
             changed = (new ^ old).view(mask.shape)
             param.masked_fill_(born, 0)
             mask.copy_(new.view(mask.shape))
-            param.mul_(mask)
+            param.mul_(mask_multiplier(mask))
             _reset_optimizer_state_(optimizer, param, changed)
             n_born = int(born.sum())
             stats["grown"][name] = n_born
