@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 from _train_script import tiny_data, tiny_estimator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from hvgp.export import (
@@ -25,6 +27,7 @@ from hvgp.export import (
     save_model,
 )
 from hvgp.infer import load_checkpoint, save_checkpoint
+from hvgp.infer.trainer import all_finite
 from hvgp.nn import build_model
 
 SCRIPT = Path(__file__).with_name("_train_script.py")
@@ -253,3 +256,29 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         tiny_estimator().fit(DataLoader(tiny_data(), batch_size=8), 1,
                              resume=tmp_path / "absent.pt")
+
+
+SPECIAL_INPUTS = [float("nan"), float("inf"), -float("inf"), 3e38, -3e38, 6e4, 0.0]
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(0, 12), seed=st.integers(0, 2**31 - 1), frac=st.floats(0, 1),
+       dtype=st.sampled_from([torch.float16, torch.float32, torch.float64]))
+def test_the_trainers_input_check_agrees_with_isfinite(n: int, seed: int, frac: float,
+                                                       dtype: torch.dtype) -> None:
+    """The one-sum check says what ``isfinite(x).all()`` says, overflowing sums included."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    flat = x.view(-1)
+    picks = torch.randint(0, len(SPECIAL_INPUTS), (flat.numel(),), generator=g)
+    special = torch.rand(flat.numel(), generator=g) < frac
+    flat[special] = torch.tensor(SPECIAL_INPUTS, dtype=torch.float64)[picks[special]]
+    x = x.to(dtype)
+    assert all_finite(x) == bool(torch.isfinite(x).all())
+
+
+def test_finite_inputs_whose_sum_overflows_are_finite() -> None:
+    x = torch.full((4, 2), 3e38)
+    assert not torch.isfinite(x.sum()) and all_finite(x)
+    x[1, 1] = float("inf")
+    assert not all_finite(x)

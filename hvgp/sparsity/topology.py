@@ -30,6 +30,7 @@ def mask_multiplier(mask: torch.Tensor) -> torch.Tensor:
     """
     return mask.view(torch.uint8) if mask.dtype == torch.bool else mask
 
+
 class SparseTopology:
     """Exact-count random masks for the maskable weights of ``module``, allocated per layer.
 
