@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _special_values import with_special_values
 from _train_script import tiny_data, tiny_estimator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,8 +28,8 @@ from hvgp.export import (
     save_model,
 )
 from hvgp.infer import load_checkpoint, save_checkpoint
-from hvgp.infer.trainer import all_finite
 from hvgp.nn import build_model
+from hvgp.utils import all_finite
 
 SCRIPT = Path(__file__).with_name("_train_script.py")
 ROOT = SCRIPT.parents[1]
@@ -268,12 +269,8 @@ def test_the_trainers_input_check_agrees_with_isfinite(n: int, seed: int, frac: 
                                                        dtype: torch.dtype) -> None:
     """The one-sum check says what ``isfinite(x).all()`` says, overflowing sums included."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, generator=g, dtype=torch.float64)
-    flat = x.view(-1)
-    picks = torch.randint(0, len(SPECIAL_INPUTS), (flat.numel(),), generator=g)
-    special = torch.rand(flat.numel(), generator=g) < frac
-    flat[special] = torch.tensor(SPECIAL_INPUTS, dtype=torch.float64)[picks[special]]
-    x = x.to(dtype)
+    x = with_special_values(torch.randn(n, 3, generator=g, dtype=torch.float64),
+                            SPECIAL_INPUTS, frac, g).to(dtype)
     assert all_finite(x) == bool(torch.isfinite(x).all())
 
 
@@ -282,3 +279,15 @@ def test_finite_inputs_whose_sum_overflows_are_finite() -> None:
     assert not torch.isfinite(x.sum()) and all_finite(x)
     x[1, 1] = float("inf")
     assert not all_finite(x)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_gaussian_likelihood_refuses_non_finite_targets(bad: float) -> None:
+    from hvgp.infer.likelihood import GaussianLikelihood
+
+    lik, out = GaussianLikelihood(noise=1.0), torch.zeros(4)
+    lik.check_targets(out, torch.full((4,), 3e38))  # finite, though their sum overflows
+    y = torch.zeros(4)
+    y[2] = bad
+    with pytest.raises(ValueError, match="non-finite"):
+        lik.check_targets(out, y)

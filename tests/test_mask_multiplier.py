@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _special_values import with_special_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -25,11 +26,7 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 def test_uint8_view_product_equals_the_bool_product_bit_for_bit(
         rows: int, cols: int, seed: int, transpose: bool, dtype: torch.dtype) -> None:
     g = torch.Generator().manual_seed(seed)
-    t = torch.randn(rows, cols, generator=g, dtype=dtype)
-    flat = t.view(-1)
-    picks = torch.randint(0, len(SPECIAL), (flat.numel(),), generator=g)
-    special = torch.rand(flat.numel(), generator=g) < 0.3
-    flat[special] = torch.tensor(SPECIAL, dtype=dtype)[picks[special]]
+    t = with_special_values(torch.randn(rows, cols, generator=g, dtype=dtype), SPECIAL, 0.3, g)
     mask = torch.rand(rows, cols, generator=g) < 0.5
     if transpose:  # strided views of both
         t, mask = t.t(), mask.t()

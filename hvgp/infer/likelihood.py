@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hvgp.predict import PredictiveSamples
+from hvgp.utils import all_finite
 
 __all__ = ["CategoricalLikelihood", "GaussianLikelihood", "Likelihood", "make_likelihood"]
 
@@ -38,7 +39,7 @@ class Likelihood(nn.Module):
 
     def check_targets(self, out: torch.Tensor, y: torch.Tensor) -> None:
         """Refuse targets this likelihood cannot observe, with a message naming them."""
-        if y.is_floating_point() and not torch.isfinite(y).all():
+        if y.is_floating_point() and not all_finite(y):
             raise ValueError("targets contain NaN/inf (non-finite) values")
 
     def forward(

@@ -54,6 +54,7 @@ from hvgp.data.base import check_training_loader
 from hvgp.estimator import Estimator
 from hvgp.predict import PredictiveSamples
 from hvgp.registry import register_model
+from hvgp.sparsity.topology import mask_multiplier
 from hvgp.utils import resolve_device, seed_everything
 
 __all__ = ["BoundedSpectralNorm", "RandomFeatureGP", "SNGPClassifier", "spectral_normalize",
@@ -341,7 +342,7 @@ class SNGPClassifier(Estimator):
                 raw = module.parametrizations.weight.original
                 target = raw.grad if grads else raw
                 if target is not None:
-                    target.mul_(mask)
+                    target.mul_(mask_multiplier(mask))
 
     def _eval(self) -> None:
         self.net.eval()
